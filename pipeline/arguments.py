@@ -1,0 +1,45 @@
+"""Argument types for the entry points.
+
+MLflow passes every `-P name=value` through as text without checking the types
+that `MLproject` declares, so each entry point checks its own and fails with one
+clear line (argparse's usage error) instead of a traceback deep in training.
+"""
+
+import argparse
+import math
+
+
+def positive_int(text):
+    return _number(text, int, "a whole number above 0", lambda value: value > 0)
+
+
+def non_negative_int(text):
+    return _number(text, int, "a whole number, 0 or more", lambda value: value >= 0)
+
+
+def positive_float(text):
+    return _number(text, float, "a finite number above 0", lambda value: math.isfinite(value) and value > 0)
+
+
+def boolean(text):
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def option(name):
+    """Both spellings of an option: `--batch-size` for people, `--batch_size` as `mlflow run` passes `-P batch_size=`."""
+    return (f"--{name}", f"--{name.replace('-', '_')}") if "-" in name else (f"--{name}",)
+
+
+def _number(text, kind, description, allowed):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}") from None
+    if not allowed(value):
+        raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+    return value

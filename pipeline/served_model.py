@@ -1,0 +1,78 @@
+"""The MLflow model that every trained network is logged, registered and served as.
+
+A pyfunc around the Keras network: it accepts a batch of MNIST-format images,
+N x 28 x 28 grayscale in [0, 1], and returns the ten class probabilities per
+image, so
+
+    mlflow models serve -m models:/mnist/Production --env-manager local
+
+answers `{"inputs": [[[0.0, ...], ...]]}` with `{"predictions": [[p0, ..., p9]]}`.
+The Keras file itself is the artifact `keras_model` inside the logged model, for
+anyone who wants the network back (`keras.models.load_model`). The `pipeline`
+package travels with the model (`code_paths`), so it loads wherever the
+pinned requirements are installed.
+"""
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+KERAS_ARTIFACT = "keras_model"
+IMAGE_SIZE = 28
+
+
+class InputError(ValueError):
+    """A batch that is not MNIST-format images."""
+
+
+def as_images(batch):
+    """Return `batch` as float32 (N, 28, 28), or raise InputError saying what is wrong with it."""
+    try:
+        images = np.asarray(batch, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"images must be numbers: {error}") from None
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise InputError(f"expected images of shape N x 28 x 28, got {images.shape}")
+    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 1:
+        raise InputError("pixel values must be in [0, 1] (pixels / 255), white digit on black")
+    return images
+
+
+class DigitRecognizer(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import keras
+
+        self.network = keras.models.load_model(context.artifacts[KERAS_ARTIFACT])
+
+    def predict(self, context, model_input, params=None):
+        images = as_images(model_input)
+        return self.network.predict(images, batch_size=1000, verbose=0)
+
+
+def log(network, example, registered_model_name=None):
+    """Log `network` as a DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
+    import keras
+    import tensorflow as tf
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as scratch:
+        keras_file = Path(scratch) / "network.keras"
+        network.save(keras_file)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=DigitRecognizer(),
+            artifacts={KERAS_ARTIFACT: str(keras_file)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=infer_signature(example, network.predict(example, verbose=0)),
+            input_example=example,
+            pip_requirements=[
+                f"tensorflow-cpu=={tf.__version__}",
+                f"keras=={keras.__version__}",
+                f"mlflow=={mlflow.__version__}",
+                f"numpy=={np.__version__}",
+            ],
+            registered_model_name=registered_model_name,
+        )

@@ -1,0 +1,78 @@
+"""Entry point `train`: train one version on the prepared dataset and record it all in MLflow.
+
+    mlflow run . -e train -P version=2 --env-manager local
+    mlflow run . -e train -P version=3 -P epochs=5 -P seed=1 --env-manager local
+    python -m pipeline.train --version 1 --subset 2000 --epochs 1
+
+Logs parameters, per-epoch metrics (step = epoch), test metrics, figures, the
+model summary and the model itself, registered as a new version of `mnist`. At
+the end it prints the seed's published figures beside this run's.
+"""
+
+import argparse
+import sys
+
+from pipeline import versions
+from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", type=positive_int, required=True,
+                        help=f"which network: {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}")
+    parser.add_argument("--epochs", type=positive_int, help="default: the version's")
+    parser.add_argument(*option("batch-size"), dest="batch_size", type=positive_int, help="default: the version's")
+    parser.add_argument(*option("learning-rate"), dest="learning_rate", type=positive_float,
+                        help="Adam's learning rate; default: the version's")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="same seed, same metrics (default 0)")
+    parser.add_argument("--validation", type=positive_int, default=5000,
+                        help="training images held out, from the end, to validate on (default 5000)")
+    parser.add_argument("--subset", type=non_negative_int, default=0,
+                        help="use only the first N training and N test images, for quick checks (default 0 = all)")
+    parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    parser.add_argument("--register", type=boolean, default=True,
+                        help="register the model as a new version of `mnist` (default true)")
+    args = parser.parse_args(argv)
+    if args.version not in versions.VERSIONS:
+        parser.error(f"argument --version: {args.version} is not a version; choose one of "
+                     f"{', '.join(map(str, versions.VERSIONS))}")
+    return args
+
+
+def main(argv=None):
+    args = parse(argv)
+    import mlflow
+
+    from pipeline.datasets import DatasetError
+    from pipeline.training import Settings, train_tracked
+
+    settings = Settings.for_version(
+        args.version, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, validation=args.validation, subset=args.subset,
+    )
+    with mlflow.start_run(run_name=f"train v{settings.version}"):
+        try:
+            outcome = train_tracked(settings, dataset_name=args.dataset, register=args.register)
+        except (DatasetError, ValueError) as error:
+            sys.exit(f"train: {error}")
+    print(comparison(versions.get(settings.version), outcome))
+
+
+def comparison(version, outcome):
+    """The seed's published figures beside this run's, as a small text table."""
+    seed = version.published
+    test_images = len(outcome.evaluation.labels)
+    rows = [
+        ("train accuracy", seed and f"{seed.train_accuracy:.2%}", f"{outcome.history['accuracy'][-1]:.2%}"),
+        ("test accuracy", seed and f"{seed.test_accuracy:.2%}", f"{outcome.evaluation.accuracy:.2%}"),
+        ("test errors", seed and f"{round((1 - seed.test_accuracy) * 10000)} of 10000",
+         f"{outcome.evaluation.errors} of {test_images}"),
+        ("training time", seed and f"{seed.train_seconds:.1f} s", f"{outcome.train_seconds:.1f} s"),
+    ]
+    lines = [f"{f'version {version.number} ({version.name})':<24}{'seed (2018 report)':>20}{'this run':>16}"]
+    lines += [f"{label:<24}{theirs or '-':>20}{ours:>16}" for label, theirs, ours in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The one training code path: `train`, the search, the benchmarks and the tests all fit through `fit`.
+
+The whole dataset is held in memory (60,000 x 28 x 28 floats is 188 MB), so the
+input pipeline is plain arrays. The validation split is the last `validation`
+training images: the seed validated on its own training set, which says nothing
+about unseen digits, so here every choice made during training looks at this
+held-out split and the test set only gives the final figures.
+"""
+
+import inspect
+import tempfile
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import tensorflow as tf
+
+from pipeline import versions
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides what a training run computes."""
+
+    version: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int = 0
+    validation: int = 5000  # images held out from the end of the training set
+    subset: int = 0  # use only the first N training and N test images; 0 = all
+
+    @classmethod
+    def for_version(cls, number, **overrides):
+        """The version's defaults, with every override that is not None applied."""
+        version = versions.get(number)
+        settings = cls(version.number, version.epochs, version.batch_size, version.learning_rate)
+        return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+
+    def params(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Images as float32 in [0, 1], shape (N, 28, 28); labels as integers."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    validation_images: np.ndarray
+    validation_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def scaled(images):
+    """uint8 pixels to the models' input: float32 in [0, 1], as the seed scaled them."""
+    return images.astype(np.float32) / 255.0
+
+
+def split(arrays, validation, subset=0):
+    """Hold out the last `validation` training images; optionally keep only the first `subset`."""
+    train_images, train_labels = arrays.train_images, arrays.train_labels
+    test_images, test_labels = arrays.test_images, arrays.test_labels
+    if subset:
+        train_images, train_labels = train_images[:subset], train_labels[:subset]
+        test_images, test_labels = test_images[:subset], test_labels[:subset]
+    if not 0 < validation < len(train_images):
+        raise ValueError(
+            f"validation must be between 1 and {len(train_images) - 1} (the training images), got {validation}"
+        )
+    cut = len(train_images) - validation
+    return Splits(
+        scaled(train_images[:cut]), train_labels[:cut],
+        scaled(train_images[cut:]), train_labels[cut:],
+        scaled(test_images), test_labels,
+    )
+
+
+def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
+    """Build, compile and train the version's model; return it with its per-epoch history.
+
+    `architecture` overrides the version's layer sizes (keyword arguments of its builder).
+    The history holds Keras' metrics per epoch plus `epoch_seconds`; training time is
+    the wall clock of `model.fit`, validation passes included.
+    """
+    version = versions.get(settings.version)
+    # Same seed, same weights, same batches, same kernels: the same metrics twice.
+    keras.utils.set_random_seed(settings.seed)
+    tf.config.experimental.enable_op_determinism()
+    keras.backend.clear_session()
+
+    model = version.build(**(architecture or {}))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        loss=version.loss,
+        metrics=["accuracy"],
+    )
+    encode = one_hot if version.loss == "categorical_crossentropy" else (lambda labels: labels)
+    epoch_log = EpochLog()
+    history = model.fit(
+        splits.train_images, encode(splits.train_labels),
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        validation_data=(splits.validation_images, encode(splits.validation_labels)),
+        callbacks=[epoch_log, *callbacks],
+        # A progress bar on a terminal; one line per epoch in logs and `mlflow run` output.
+        verbose="auto" if verbose is None and sys.stdout.isatty() else (verbose or 2),
+    )
+    return model, {**history.history, "epoch_seconds": epoch_log.seconds}
+
+
+def one_hot(labels):
+    return np.eye(versions.CLASSES, dtype=np.float32)[labels]
+
+
+def predict(model, images, batch_size=1000):
+    return model.predict(images, batch_size=batch_size, verbose=0)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Times each epoch (validation included) and logs it with Keras' metrics to MLflow.
+
+    Metrics go to the active MLflow run, if any, at `step` = epoch number counted from 1,
+    as Keras prints them ("Epoch 1/15").
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        if mlflow.active_run():
+            metrics = {key: float(value) for key, value in (logs or {}).items()}
+            mlflow.log_metrics({**metrics, "epoch_seconds": self.seconds[-1]}, step=epoch + 1)
+
+
+@dataclass
+class Outcome:
+    """What a tracked training run produced."""
+
+    model: object
+    history: dict
+    train_seconds: float
+    evaluation: object
+    model_version: object  # the registered version's number, or None
+
+
+def train_tracked(settings, dataset_name="mnist", architecture=None, register=True):
+    """Train inside the active MLflow run and record everything: the path every entry point takes."""
+    from pipeline import datasets, evaluation, figures, tracking
+
+    dataset = datasets.get(dataset_name)
+    arrays = datasets.load(dataset)
+    splits = split(arrays, settings.validation, settings.subset)
+    version = versions.get(settings.version)
+    layers = resolved_architecture(version, architecture)
+
+    tracking.log_params({**settings.params(), "dataset": dataset.name, **layers})
+    mlflow.set_tags({
+        **tracking.environment_tags(),
+        "version": str(version.number),
+        "version_name": version.name,
+        # Promotion compares validation accuracies only between models measured on the same images.
+        "validation_set": f"{dataset.name}:{datasets.digest(dataset)}:subset={settings.subset}:last={settings.validation}",
+    })
+    tracking.log_dataset(dataset, arrays)
+
+    started = time.perf_counter()
+    model, history = fit(settings, splits, architecture=layers, callbacks=[])
+    train_seconds = time.perf_counter() - started
+    mlflow.log_metric("train_seconds", train_seconds)
+    title = f"version {version.number} ({version.name})"
+    figures.log(figures.learning_curves(history, title=title), "figures/learning_curves.png")
+    log_architecture(model)
+
+    probabilities = predict(model, splits.test_images)
+    result = evaluation.log_test_evaluation(
+        probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
+    )
+    model_version = log_model(model, splits.test_images[:3], register, tags={
+        "version": version.number, "version_name": version.name, "run_id": mlflow.active_run().info.run_id,
+    })
+    return Outcome(model, history, train_seconds, result, model_version)
+
+
+def resolved_architecture(version, overrides=None):
+    """The builder's keyword arguments: its defaults with `overrides` applied (unknown names refused)."""
+    defaults = {
+        name: parameter.default for name, parameter in inspect.signature(version.build).parameters.items()
+    }
+    unknown = set(overrides or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"version {version.number} has no layer setting {', '.join(sorted(unknown))}; "
+                         f"it has {', '.join(defaults)}")
+    return {**defaults, **(overrides or {})}
+
+
+def log_architecture(model):
+    """The model summary as text and, where pydot and graphviz are installed, the layer diagram."""
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    mlflow.log_text("\n".join(lines), "architecture/summary.txt")
+    with tempfile.TemporaryDirectory() as scratch:
+        diagram = Path(scratch) / "layers.png"
+        try:
+            keras.utils.plot_model(model, to_file=str(diagram), show_shapes=True, show_layer_names=True)
+        except (ImportError, OSError) as error:
+            print(f"layer diagram skipped: {error}")
+            return
+        if diagram.exists():
+            mlflow.log_artifact(str(diagram), "architecture")
+
+
+def log_model(model, example, register, tags):
+    """Log the model with its signature and input example; register it as a new version of `mnist`."""
+    from pipeline import served_model, tracking
+
+    info = served_model.log(model, example, tracking.REGISTERED_MODEL if register else None)
+    return tracking.register_tags(info, tags) if register else None
