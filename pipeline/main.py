@@ -11,8 +11,9 @@ parameters, from the same commit of a clean work tree, is reused instead of reru
 
 import argparse
 import subprocess
+import sys
 
-from pipeline.arguments import boolean, non_negative_int
+from pipeline.arguments import boolean, non_negative_int, positive_int
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 COMMIT_TAG = "mlflow.source.git.commit"
@@ -23,6 +24,8 @@ def parse(argv):
     parser.add_argument("--versions", default="1,2,3", help="comma-separated version numbers (default 1,2,3)")
     parser.add_argument("--epochs", type=non_negative_int, default=0, help="0 = each version's own (default)")
     parser.add_argument("--subset", type=non_negative_int, default=0, help="first N images only; 0 = all (default)")
+    parser.add_argument("--validation", type=positive_int, default=5000,
+                        help="training images held out to validate on (default 5000)")
     parser.add_argument("--reuse", type=boolean, default=True, help="reuse finished identical steps (default true)")
     args = parser.parse_args(argv)
     from pipeline import versions
@@ -42,7 +45,7 @@ def main(argv=None):
         experiment = parent.info.experiment_id
         run_step("prep", {"dataset": "mnist"}, experiment, args.reuse)
         for number in args.versions:
-            parameters = {"version": number, "subset": args.subset}
+            parameters = {"version": number, "subset": args.subset, "validation": args.validation}
             if args.epochs:
                 parameters["epochs"] = args.epochs
             run_step("train", parameters, experiment, args.reuse)
@@ -56,6 +59,7 @@ def main(argv=None):
 def run_step(entry_point, parameters, experiment_id, reuse):
     """Run `entry_point` as a nested MLflow project run, or reuse an identical finished one."""
     import mlflow
+    from mlflow.exceptions import ExecutionException
 
     parameters = {key: str(value) for key, value in parameters.items()}
     if reuse:
@@ -64,8 +68,11 @@ def run_step(entry_point, parameters, experiment_id, reuse):
             print(f"{entry_point} {parameters}: reusing finished run {previous.info.run_id}")
             return previous
     print(f"{entry_point} {parameters}: running")
-    submitted = mlflow.run(".", entry_point, parameters=parameters, env_manager="local",
-                           experiment_id=experiment_id)
+    try:
+        submitted = mlflow.run(".", entry_point, parameters=parameters, env_manager="local",
+                               experiment_id=experiment_id)
+    except ExecutionException as error:
+        sys.exit(f"main: step {entry_point} {parameters} failed ({error}); its output is above")
     return mlflow.get_run(submitted.run_id)
 
 

@@ -12,6 +12,7 @@ alias `production` (`models:/mnist@production`). The version it replaces is
 archived. A better Production model is never replaced by a worse one.
 """
 
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -123,5 +124,9 @@ def apply(client, name, decision):
     if decision.promote is None:
         return
     version = str(decision.promote.version)
-    client.transition_model_version_stage(name, version, STAGE, archive_existing_versions=True)
+    with warnings.catch_warnings():
+        # Stages are deprecated in favour of aliases, but `models:/mnist/Production` is how
+        # this project's users serve; both are kept until MLflow removes stages.
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage(name, version, STAGE, archive_existing_versions=True)
     client.set_registered_model_alias(name, ALIAS, version)

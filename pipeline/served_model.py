@@ -18,14 +18,19 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 KERAS_ARTIFACT = "keras_model"
 IMAGE_SIZE = 28
 
 
-class InputError(ValueError):
-    """A batch that is not MNIST-format images."""
+class InputError(MlflowException):
+    """A batch that is not MNIST-format images: the server answers 400 with this message."""
+
+    def __init__(self, message):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def as_images(batch):

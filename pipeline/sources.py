@@ -10,6 +10,7 @@ or unverified file, whatever interrupts the fetch.
 """
 
 import gzip
+from http.client import HTTPException
 import io
 import os
 import pickle
@@ -129,8 +130,8 @@ def from_mirror(base, files):
             with urllib.request.urlopen(url, timeout=MIRROR_TIMEOUT_SECONDS) as response:
                 raw = response.read()
             fetched[file] = gunzipped(raw, url)
-        except (OSError, IdxError, ValueError) as error:
-            # OSError covers URLError, HTTPError, timeouts and cut connections.
+        except (OSError, HTTPException, IdxError, ValueError) as error:
+            # OSError covers URLError, HTTPError and timeouts; HTTPException a cut-off body.
             raise SourceError(f"unreachable or incomplete ({getattr(error, 'reason', error)})") from None
     return fetched
 

@@ -1,0 +1,61 @@
+"""Shared fixtures: real MNIST in the cache, a throwaway MLflow store, the real `mlflow` CLI."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """MNIST, fetched into the cache through the real sources once, then loaded from it."""
+    from pipeline import datasets, sources
+
+    sources.prepare(datasets.MNIST)
+    return datasets.load(datasets.MNIST)
+
+
+def use_store(folder, monkeypatch):
+    """Point this process and the CLIs it starts at a fresh SQLite store and experiment in `folder`."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("tests", artifact_location=(folder / "artifacts").as_uri())
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment)  # set_experiment sets it too; this undoes it
+    mlflow.set_experiment(experiment_id=experiment)
+    return uri
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    yield use_store(tmp_path, monkeypatch)
+    mlflow.set_tracking_uri(None)
+
+
+def run_cli(*args, cwd=REPO, timeout=900, check=True):
+    """Run a command with the project's virtual environment first on PATH."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def mlflow_run(entry_point, **parameters):
+    """`mlflow run . -e ENTRY -P k=v ... --env-manager local`, as a user types it; returns the run."""
+    params = [arg for key, value in parameters.items() for arg in ("-P", f"{key}={value}")]
+    result = run_cli(BIN / "mlflow", "run", ".", "-e", entry_point, *params, "--env-manager", "local")
+    client = mlflow.MlflowClient()
+    runs = client.search_runs(
+        [client.get_experiment_by_name("tests").experiment_id],
+        filter_string=f"tags.`mlflow.project.entryPoint` = '{entry_point}'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    assert runs, f"no {entry_point} run recorded:\n{result.stderr[-3000:]}"
+    return runs[0]

@@ -1,0 +1,72 @@
+"""The MLproject's entry points and their parameters, without training anything."""
+
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+from pipeline import evaluate, main, prep, promote, train
+
+PROJECT = yaml.safe_load((REPO / "MLproject").read_text())
+PARSERS = {"main": main.parse, "prep": prep.parse, "train": train.parse,
+           "evaluate": evaluate.parse, "promote": promote.parse}
+
+
+def test_every_entry_point_has_a_parser():
+    assert set(PROJECT["entry_points"]) == set(PARSERS)
+
+
+@pytest.mark.parametrize("entry_point", sorted(PARSERS))
+def test_every_declared_parameter_reaches_the_command(entry_point):
+    spec = PROJECT["entry_points"][entry_point]
+    command = spec["command"]
+    placeholders = set(re.findall(r"\{(\w+)\}", command))
+    assert placeholders == set(spec.get("parameters", {}))
+    module = re.match(r"python -m (pipeline\.\w+) ", command).group(1)
+    assert module == f"pipeline.{entry_point}"
+
+
+@pytest.mark.parametrize("entry_point", sorted(PARSERS))
+def test_defaults_parse_to_the_modules_own_defaults(entry_point):
+    spec = PROJECT["entry_points"][entry_point]
+    values = {name: str(p.get("default", "1")) for name, p in spec.get("parameters", {}).items()}
+    argv = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)] or "''", spec["command"]).split()[3:]
+    args = PARSERS[entry_point]([arg.strip("'") for arg in argv])
+    for name, parameter in spec.get("parameters", {}).items():
+        if "default" in parameter and name != "versions":
+            assert str(getattr(args, name)).lower() == str(parameter["default"]).lower(), name
+
+
+def test_train_takes_the_optional_settings_as_mlflow_passes_them():
+    args = train.parse(["--version", "2", "--epochs", "3", "--batch_size", "64", "--learning_rate", "1e-3"])
+    assert (args.epochs, args.batch_size, args.learning_rate) == (3, 64, 0.001)
+    args = train.parse(["--version", "2", "--batch-size", "32"])
+    assert args.batch_size == 32 and args.epochs is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--version", "9"], "9 is not a version; choose one of 1, 2, 3"),
+    (["--version", "two"], "expected a whole number above 0, got 'two'"),
+    (["--version", "1", "--epochs", "0"], "expected a whole number above 0, got '0'"),
+    (["--version", "1", "--learning_rate", "nan"], "expected a finite number above 0, got 'nan'"),
+    (["--version", "1", "--register", "maybe"], "expected true or false, got 'maybe'"),
+])
+def test_bad_parameters_are_refused_clearly(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        train.parse(argv)
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_versions_list_in_main(capsys):
+    with pytest.raises(SystemExit):
+        main.parse(["--versions", "1,7"])
+    assert "unknown version '7'" in capsys.readouterr().err
+
+
+def test_entry_points_import_without_tensorflow():
+    """`--help` and argument errors stay instant: TensorFlow loads only once work starts."""
+    result = run_cli("python", "-c", "import sys, pipeline.main, pipeline.prep, pipeline.train, pipeline.evaluate, "
+                     "pipeline.promote; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    assert result.stdout.strip() == "[]"

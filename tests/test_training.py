@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from pipeline import training
+from pipeline.datasets import Arrays
+from pipeline.evaluation import Evaluation
+
+
+def small_arrays(n_train=100, n_test=20):
+    images = np.arange(n_train * 784, dtype=np.int64).reshape(n_train, 28, 28) % 256
+    return Arrays(images.astype(np.uint8), np.arange(n_train, dtype=np.uint8) % 10,
+                  images[:n_test].astype(np.uint8), np.arange(n_test, dtype=np.uint8) % 10)
+
+
+def test_validation_is_the_last_training_images_scaled():
+    arrays = small_arrays()
+    splits = training.split(arrays, validation=30)
+    assert len(splits.train_images) == 70 and len(splits.validation_images) == 30
+    np.testing.assert_array_equal(splits.validation_labels, arrays.train_labels[70:])
+    assert splits.train_images.dtype == np.float32 and splits.train_images.max() <= 1.0
+    np.testing.assert_allclose(splits.validation_images[0], arrays.train_images[70] / 255, rtol=1e-6)
+
+
+def test_subset_keeps_the_first_images_of_both_sets():
+    splits = training.split(small_arrays(), validation=10, subset=50)
+    assert (len(splits.train_images), len(splits.validation_images), len(splits.test_images)) == (40, 10, 20)
+
+
+@pytest.mark.parametrize("validation", [0, 100, 1000])
+def test_impossible_validation_split_is_refused(validation):
+    with pytest.raises(ValueError, match="validation must be between 1 and 99"):
+        training.split(small_arrays(), validation=validation)
+
+
+def test_settings_take_the_versions_defaults_unless_overridden():
+    settings = training.Settings.for_version(3, epochs=None, seed=4)
+    assert (settings.epochs, settings.batch_size, settings.learning_rate, settings.seed) == (20, 128, 0.001, 4)
+
+
+def test_unknown_layer_setting_is_refused():
+    from pipeline import versions
+
+    with pytest.raises(ValueError, match="version 1 has no layer setting filters; it has units"):
+        training.resolved_architecture(versions.get(1), {"filters": 3})
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(mnist):
+    splits = training.split(mnist, validation=500, subset=2000)
+
+    def history(seed):
+        settings = training.Settings.for_version(2, epochs=2, seed=seed, subset=2000, validation=500)
+        return training.fit(settings, splits, verbose=0)[1]
+
+    first, again, other = history(0), history(0), history(1)
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert first[metric] == again[metric], metric
+    assert first["loss"] != other["loss"]
+    assert len(first["epoch_seconds"]) == 2
+
+
+def test_evaluation_metrics():
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.0, 0.0, 1.0]])
+    labels = np.array([0, 1, 1, 2])
+    evaluation = Evaluation(probabilities, labels)
+    assert evaluation.accuracy == 0.75 and evaluation.errors == 1
+    assert evaluation.loss == pytest.approx(-np.mean(np.log([0.9, 0.7, 0.3, 1.0 - 1e-12])), rel=1e-6)
+    np.testing.assert_array_equal(evaluation.confusion(), [[1, 0, 0], [1, 1, 0], [0, 0, 1]])
+    assert list(evaluation.worst_errors()) == [2]
+    table = evaluation.predictions_table()
+    assert list(table.columns) == ["index", "label", "predicted", "confidence", "p0", "p1", "p2"]

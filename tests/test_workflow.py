@@ -1,0 +1,176 @@
+"""The user's workflow through the real `mlflow` CLI on a small slice of real MNIST:
+train, promote, load the Production model, evaluate, and the main job."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import BIN, mlflow_run, use_store
+from pipeline import datasets, training
+
+SUBSET, VALIDATION = 2000, 500
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mnist):
+    """One `train` run of version 1 (one epoch), then `promote`, in a store of their own."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_store(tmp_path_factory.mktemp("store"), monkeypatch)
+        run = mlflow_run("train", version=1, epochs=1, subset=SUBSET, validation=VALIDATION)
+        promoted = mlflow_run("promote")
+        yield run, promoted
+        mlflow.set_tracking_uri(None)
+
+
+def artifacts(run_id, path=""):
+    found = []
+    for item in mlflow.MlflowClient().list_artifacts(run_id, path):
+        found += artifacts(run_id, item.path) if item.is_dir else [item.path]
+    return found
+
+
+def test_train_logs_params_and_tags(trained):
+    run, _ = trained
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert {key: params[key] for key in ("version", "epochs", "batch_size", "learning_rate", "seed",
+                                         "validation", "subset", "dataset", "units")} == {
+        "version": "1", "epochs": "1", "batch_size": "128", "learning_rate": "0.001", "seed": "0",
+        "validation": str(VALIDATION), "subset": str(SUBSET), "dataset": "mnist", "units": "128"}
+    tags = run.data.tags
+    assert tags["version_name"] == "mlp" and tags["tensorflow"].startswith("2.")
+    assert tags["cpu"] and int(tags["threads"]) >= 1 and len(tags["git_commit"]) == 40
+    assert tags["validation_set"].endswith(f"subset={SUBSET}:last={VALIDATION}")
+
+
+def test_train_logs_epoch_and_test_metrics(trained):
+    run, _ = trained
+    client = mlflow.MlflowClient()
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1], metric
+    metrics = run.data.metrics
+    assert 0.5 < metrics["test_accuracy"] <= 1 and metrics["train_seconds"] > 0
+    assert metrics["test_errors"] == round((1 - metrics["test_accuracy"]) * SUBSET)
+
+
+def test_train_logs_artifacts_and_dataset(trained):
+    run, _ = trained
+    logged = set(artifacts(run.info.run_id))
+    assert {"figures/learning_curves.png", "figures/confusion_matrix.png", "figures/worst_errors.png",
+            "evaluation/confusion_matrix.csv", "evaluation/test_predictions.csv",
+            "architecture/summary.txt"} <= logged
+    if shutil.which("dot"):
+        assert "architecture/layers.png" in logged
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"mnist-train", "mnist-test"}
+    counts = next(tag.value for tag in inputs["mnist-train"].tags if tag.key == "class_counts")
+    assert '"1": 6742' in counts
+
+
+def test_train_registers_a_tagged_model_version(trained):
+    run, _ = trained
+    [version] = mlflow.MlflowClient().search_model_versions("name = 'mnist'")
+    assert version.run_id == run.info.run_id
+    assert version.tags["version"] == "1" and version.tags["run_id"] == run.info.run_id
+
+
+def test_promote_then_load_production_by_stage_and_by_alias(trained, mnist):
+    _, promoted = trained
+    assert promoted.data.tags["decision"] == "promoted"
+    images = training.scaled(mnist.test_images[:20])
+    by_stage = mlflow.pyfunc.load_model("models:/mnist/Production").predict(images)
+    by_alias = mlflow.pyfunc.load_model("models:/mnist@production").predict(images)
+    assert by_stage.shape == (20, 10)
+    np.testing.assert_allclose(by_stage, by_alias)
+    np.testing.assert_allclose(by_stage.sum(axis=1), 1, rtol=1e-5)
+    assert (by_stage.argmax(axis=1) == mnist.test_labels[:20]).mean() >= 0.7
+
+
+def test_evaluate_the_production_model(trained, mnist):
+    run, _ = trained
+    evaluated = mlflow_run("evaluate", subset=SUBSET)
+    # The same model on the same images: the same figures as at the end of training.
+    assert evaluated.data.metrics["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
+    assert evaluated.data.metrics["test_errors"] == run.data.metrics["test_errors"]
+    assert "figures/worst_errors.png" in artifacts(evaluated.info.run_id)
+
+
+def test_main_job_runs_every_step_nested(tracking, mnist):
+    parent = mlflow_run("main", versions="1,2", epochs=1, subset=1500, validation=300)
+    children = mlflow.search_runs(filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                                  output_format="list")
+    steps = sorted(child.data.tags["mlflow.project.entryPoint"] for child in children)
+    assert steps == ["prep", "promote", "train", "train"]
+    assert all(child.info.status == "FINISHED" for child in children)
+    assert mlflow.MlflowClient().get_model_version_by_alias("mnist", "production")
+    assert mlflow.search_runs(output_format="list", filter_string="attributes.run_name = 'prep mnist'")[0] \
+        .data.tags["dataset_digest"] == datasets.digest(datasets.MNIST)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post(url, payload):
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_mlflow_models_serve_answers_for_mnist_digits(trained, mnist):
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "models", "serve", "-m", "models:/mnist/Production", "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up in 180 s"
+            time.sleep(1)
+
+        images = training.scaled(mnist.test_images[:8])
+        status, body = post(f"{base}/invocations", {"inputs": images.tolist()})
+        assert status == 200
+        probabilities = np.array(body["predictions"])
+        assert probabilities.shape == (8, 10)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-4)
+        expected = mlflow.pyfunc.load_model("models:/mnist/Production").predict(images)
+        np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
+
+        status, body = post(f"{base}/invocations", {"inputs": [[1, 2, 3]]})
+        assert 400 <= status < 500 and body.get("message")
+        status, body = post(f"{base}/invocations", {"inputs": (images[:1] * 255).tolist()})
+        assert 400 <= status < 500 and "[0, 1]" in body.get("message", "")
+
+        status, _ = post(f"{base}/invocations", {"inputs": images[:2].tolist()})
+        assert status == 200, "the server keeps serving after bad requests"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
