@@ -17,9 +17,6 @@ $(STAMP): pyproject.toml
 
 run: setup
 	mlflow run . --env-manager local
-	@echo
-	@echo "Compare the runs:            make ui      (mlflow ui, http://127.0.0.1:5000)"
-	@echo "Serve the Production model:  make serve   (mlflow models serve -m models:/mnist/Production, port 5001)"
 
 test: setup
 	python -m pytest -q

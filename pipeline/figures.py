@@ -7,6 +7,7 @@ shows a window, so it works on a machine with no screen.
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -29,6 +30,7 @@ def learning_curves(history, title=""):
         if f"val_{metric}" in history:
             axes.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
         axes.legend()

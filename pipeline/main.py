@@ -51,8 +51,9 @@ def main(argv=None):
             run_step("train", parameters, experiment, args.reuse)
         run_step("promote", {}, experiment, reuse=False)
     print(
-        "\nDone. Compare the runs:   mlflow ui   (then open http://127.0.0.1:5000)\n"
-        "Serve the Production model:   mlflow models serve -m models:/mnist/Production --env-manager local -p 5001"
+        "\nDone. With .venv activated (or through `make ui` and `make serve`):\n"
+        "  compare the runs:            mlflow ui --port 5000, then open http://127.0.0.1:5000\n"
+        "  serve the Production model:  mlflow models serve -m models:/mnist/Production --env-manager local --port 5001"
     )
 
 

@@ -56,6 +56,9 @@ def main(argv=None):
         except (DatasetError, ValueError) as error:
             sys.exit(f"train: {error}")
     print(comparison(versions.get(settings.version), outcome))
+    if outcome.model_version is not None:
+        print(f"registered as version {outcome.model_version} of the model `mnist`; "
+              f"`mlflow run . -e promote` puts the best in Production")
 
 
 def comparison(version, outcome):

@@ -175,7 +175,7 @@ def train_tracked(settings, dataset_name="mnist", architecture=None, register=Tr
     tracking.log_dataset(dataset, arrays)
 
     started = time.perf_counter()
-    model, history = fit(settings, splits, architecture=layers, callbacks=[])
+    model, history = fit(settings, splits, architecture=layers)
     train_seconds = time.perf_counter() - started
     mlflow.log_metric("train_seconds", train_seconds)
     title = f"version {version.number} ({version.name})"

@@ -47,10 +47,10 @@ def run_cli(*args, cwd=REPO, timeout=900, check=True):
     return result
 
 
-def mlflow_run(entry_point, **parameters):
+def mlflow_run(entry_point, env_manager="local", **parameters):
     """`mlflow run . -e ENTRY -P k=v ... --env-manager local`, as a user types it; returns the run."""
     params = [arg for key, value in parameters.items() for arg in ("-P", f"{key}={value}")]
-    result = run_cli(BIN / "mlflow", "run", ".", "-e", entry_point, *params, "--env-manager", "local")
+    result = run_cli(BIN / "mlflow", "run", ".", "-e", entry_point, *params, "--env-manager", env_manager)
     client = mlflow.MlflowClient()
     runs = client.search_runs(
         [client.get_experiment_by_name("tests").experiment_id],

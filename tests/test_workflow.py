@@ -174,3 +174,11 @@ def test_mlflow_models_serve_answers_for_mnist_digits(trained, mnist):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_train_in_an_isolated_environment_built_by_uv(tracking, mnist):
+    """`--env-manager uv` installs conda.yaml's pins into an environment of its own and runs there."""
+    run = mlflow_run("train", env_manager="uv", version=1, epochs=1, subset=SUBSET, validation=VALIDATION)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["tensorflow"] == "2.21.0" and run.data.tags["keras"] == "3.15.1"
+    assert run.data.metrics["test_accuracy"] > 0.5
