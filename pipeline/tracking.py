@@ -1,4 +1,4 @@
-"""What every run records about itself in MLflow: parameters, environment tags, datasets, models.
+"""What every run records about itself in MLflow: parameters, environment tags, datasets, registry tags.
 
 MLflow's tracking store is whatever `MLFLOW_TRACKING_URI` names; unset, MLflow 3
 uses `sqlite:///mlflow.db` with artifacts under `./mlruns`, so a fresh clone
@@ -36,7 +36,7 @@ def environment_tags():
     tags = {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "mlflow_version": mlflow.__version__,
+        "mlflow": mlflow.__version__,
         "python": platform.python_version(),
         "cpu": cpu_name(),
         "cpu_count": str(os.cpu_count()),

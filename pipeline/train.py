@@ -44,7 +44,7 @@ def main(argv=None):
     import mlflow
 
     from pipeline.datasets import DatasetError
-    from pipeline.training import Settings, train_tracked
+    from pipeline.training import Settings, SettingsError, train_tracked
 
     settings = Settings.for_version(
         args.version, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -53,7 +53,7 @@ def main(argv=None):
     with mlflow.start_run(run_name=f"train v{settings.version}"):
         try:
             outcome = train_tracked(settings, dataset_name=args.dataset, register=args.register)
-        except (DatasetError, ValueError) as error:
+        except (DatasetError, SettingsError) as error:
             sys.exit(f"train: {error}")
     print(comparison(versions.get(settings.version), outcome))
     if outcome.model_version is not None:

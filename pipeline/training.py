@@ -8,8 +8,8 @@ held-out split and the test set only gives the final figures.
 """
 
 import inspect
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,6 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import versions
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work: a validation split larger than the data, an unknown layer setting."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def split(arrays, validation, subset=0):
         train_images, train_labels = train_images[:subset], train_labels[:subset]
         test_images, test_labels = test_images[:subset], test_labels[:subset]
     if not 0 < validation < len(train_images):
-        raise ValueError(
+        raise SettingsError(
             f"validation must be between 1 and {len(train_images) - 1} (the training images), got {validation}"
         )
     cut = len(train_images) - validation
@@ -102,14 +106,16 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
     )
     encode = one_hot if version.loss == "categorical_crossentropy" else (lambda labels: labels)
     epoch_log = EpochLog()
+    if verbose is None:
+        # A progress bar on a terminal; one line per epoch in logs and `mlflow run` output.
+        verbose = "auto" if sys.stdout.isatty() else 2
     history = model.fit(
         splits.train_images, encode(splits.train_labels),
         batch_size=settings.batch_size,
         epochs=settings.epochs,
         validation_data=(splits.validation_images, encode(splits.validation_labels)),
         callbacks=[epoch_log, *callbacks],
-        # A progress bar on a terminal; one line per epoch in logs and `mlflow run` output.
-        verbose="auto" if verbose is None and sys.stdout.isatty() else (verbose or 2),
+        verbose=verbose,
     )
     return model, {**history.history, "epoch_seconds": epoch_log.seconds}
 
@@ -199,7 +205,7 @@ def resolved_architecture(version, overrides=None):
     }
     unknown = set(overrides or {}) - set(defaults)
     if unknown:
-        raise ValueError(f"version {version.number} has no layer setting {', '.join(sorted(unknown))}; "
+        raise SettingsError(f"version {version.number} has no layer setting {', '.join(sorted(unknown))}; "
                          f"it has {', '.join(defaults)}")
     return {**defaults, **(overrides or {})}
 

@@ -182,3 +182,10 @@ def test_train_in_an_isolated_environment_built_by_uv(tracking, mnist):
     assert run.info.status == "FINISHED"
     assert run.data.tags["tensorflow"] == "2.21.0" and run.data.tags["keras"] == "3.15.1"
     assert run.data.metrics["test_accuracy"] > 0.5
+
+
+def test_evaluating_a_missing_model_is_one_clear_line(tracking, mnist):
+    from pipeline import evaluate
+
+    with pytest.raises(SystemExit, match=r"^evaluate: cannot evaluate models:/mnist/Production: .*mnist"):
+        evaluate.main([])
