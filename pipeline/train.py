@@ -30,6 +30,8 @@ def parse(argv):
     parser.add_argument("--subset", type=non_negative_int, default=0,
                         help="use only the first N training and N test images, for quick checks (default 0 = all)")
     parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    parser.add_argument(*option("params-from"), dest="params_from", default="",
+                        help="the run id of a search: train its best configuration (layers, learning rate, batch size)")
     parser.add_argument("--register", type=boolean, default=True,
                         help="register the model as a new version of `mnist` (default true)")
     args = parser.parse_args(argv)
@@ -46,13 +48,27 @@ def main(argv=None):
     from pipeline.datasets import DatasetError
     from pipeline.training import Settings, SettingsError, train_tracked
 
+    architecture, searched = {}, {}
+    if args.params_from:
+        from pipeline import searching
+
+        try:
+            best = searching.best_params(args.params_from)
+        except searching.SearchError as error:
+            sys.exit(f"train: {error}")
+        if best["version"] != args.version:
+            sys.exit(f"train: search {args.params_from} searched version {best['version']}, not {args.version}")
+        architecture, searched = searching.split_params(best)
     settings = Settings.for_version(
-        args.version, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        args.version, **{**searched, **{key: value for key, value in (
+            ("epochs", args.epochs), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
+            if value is not None}},
         seed=args.seed, validation=args.validation, subset=args.subset,
     )
     with mlflow.start_run(run_name=f"train v{settings.version}"):
         try:
-            outcome = train_tracked(settings, dataset_name=args.dataset, register=args.register)
+            outcome = train_tracked(settings, dataset_name=args.dataset, architecture=architecture,
+                                    register=args.register)
         except (DatasetError, SettingsError) as error:
             sys.exit(f"train: {error}")
     print(comparison(versions.get(settings.version), outcome))

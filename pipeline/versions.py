@@ -7,6 +7,10 @@ returns the ten class probabilities. The seed fed its convolutional versions
 that every version, and so every registered model, accepts the same input. The
 reshape adds no parameters; the layers after it are the seed's, one for one.
 
+Each version also declares its search space: a function of an Optuna trial that
+returns the builder's keyword arguments, plus `learning_rate` and `batch_size`
+where the search should vary those too (`pipeline.search` uses it).
+
 Adding a version is adding one `Version` to `VERSIONS`.
 """
 
@@ -36,7 +40,40 @@ class Version:
     batch_size: int
     learning_rate: float  # Adam's
     loss: str  # the seed's Keras loss; "categorical_..." means one-hot labels
+    search_space: Callable  # optuna.Trial -> {builder argument or training setting: value}
     published: Optional[Published] = None
+
+
+def learning_rate_space(trial):
+    return trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True)
+
+
+def mlp_space(trial):
+    return {
+        "units": trial.suggest_int("units", 32, 1024, log=True),
+        "learning_rate": learning_rate_space(trial),
+    }
+
+
+def one_conv_space(trial):
+    return {
+        "filters": trial.suggest_int("filters", 16, 96, step=16),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "learning_rate": learning_rate_space(trial),
+    }
+
+
+def two_conv_space(trial):
+    return {
+        "filters1": trial.suggest_int("filters1", 16, 64, step=16),
+        "filters2": trial.suggest_int("filters2", 32, 128, step=32),
+        "dropout1": trial.suggest_float("dropout1", 0.0, 0.5),
+        "units1": trial.suggest_int("units1", 64, 512, log=True),
+        "units2": trial.suggest_int("units2", 32, 256, log=True),
+        "dropout2": trial.suggest_float("dropout2", 0.0, 0.6),
+        "learning_rate": learning_rate_space(trial),
+        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
+    }
 
 
 def build_mlp(units=128):
@@ -88,20 +125,20 @@ VERSIONS = {
         Version(
             1, "mlp", "Flatten -> Dense 128 ReLU -> Dense 10 softmax",
             build_mlp, epochs=15, batch_size=128, learning_rate=0.001,
-            loss="sparse_categorical_crossentropy",
+            loss="sparse_categorical_crossentropy", search_space=mlp_space,
             published=Published(train_accuracy=0.9980, test_accuracy=0.9762, train_seconds=22.6),
         ),
         Version(
             2, "one-conv", "Conv 32 3x3 -> MaxPool -> Dropout 0.25 -> Dense 10 softmax",
             build_one_conv, epochs=15, batch_size=128, learning_rate=0.001,
-            loss="categorical_crossentropy",
+            loss="categorical_crossentropy", search_space=one_conv_space,
             published=Published(train_accuracy=0.9927, test_accuracy=0.9822, train_seconds=309.9),
         ),
         Version(
             3, "two-conv",
             "Conv 32 4x4 -> Conv 64 3x3 -> MaxPool -> Dropout 0.2 -> Dense 248 -> Dense 124 -> Dropout 0.4 -> Dense 10",
             build_two_conv, epochs=20, batch_size=128, learning_rate=0.001,
-            loss="categorical_crossentropy",
+            loss="categorical_crossentropy", search_space=two_conv_space,
             published=Published(train_accuracy=0.9990, test_accuracy=0.9915, train_seconds=2686.2),
         ),
     )

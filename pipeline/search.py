@@ -1,0 +1,89 @@
+"""Entry point `search`: an Optuna search over a version's layer widths, dropout and learning rate.
+
+    mlflow run . -e search -P version=3 -P n_trials=20 -P epochs=3 --env-manager local
+    mlflow run . -e search -P version=3 -P n_trials=20 -P n_jobs=2 --env-manager local
+    mlflow run . -e search -P storage=postgresql://user:pass@db/optuna -P study=wide --env-manager local
+
+The search is this MLflow run; each trial is a nested run with its parameters,
+per-epoch metrics, state and duration. At the end this run logs the best
+configuration, the trials table and Optuna's plots, and (`train_best=true`)
+trains the best configuration with the version's full epochs, registered as a new
+version of `mnist`. Rerunning with the same `study` continues it; several
+processes or machines sharing `storage` share its trials (see `pipeline.searching`).
+"""
+
+import argparse
+import sys
+import time
+
+from pipeline import versions
+from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m pipeline.search", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", type=positive_int, default=3, help="which version's space (default 3)")
+    parser.add_argument(*option("n-trials"), dest="n_trials", type=positive_int, default=20,
+                        help="trials the study holds in all; a rerun tops it up to this (default 20)")
+    parser.add_argument("--epochs", type=positive_int, default=3, help="epochs per trial (default 3)")
+    parser.add_argument("--timeout", type=lambda text: positive_float(text) if text else None, default=None,
+                        help="stop claiming new trials after this many seconds (default: no limit)")
+    parser.add_argument("--study", default="", help="study name (default mnist-v<version>)")
+    parser.add_argument("--storage", default="",
+                        help="an Optuna RDB URL (postgresql://...) or a journal file path (default optuna.journal)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument(*option("n-jobs"), dest="n_jobs", type=positive_int, default=1,
+                        help="worker processes on this machine (default 1)")
+    parser.add_argument("--validation", type=positive_int, default=5000)
+    parser.add_argument("--subset", type=non_negative_int, default=0)
+    parser.add_argument(*option("train-best"), dest="train_best", type=boolean, default=True,
+                        help="train and register the best configuration at the end (default true)")
+    args = parser.parse_args(argv)
+    if args.version not in versions.VERSIONS:
+        parser.error(f"argument --version: {args.version} is not a version")
+    return args
+
+
+def main(argv=None):
+    args = parse(argv)
+    import mlflow
+
+    from pipeline import searching, tracking
+
+    with mlflow.start_run(run_name=f"search v{args.version}") as run:
+        plan = searching.Plan(
+            version=args.version, study=args.study or f"mnist-v{args.version}",
+            storage=args.storage or searching.DEFAULT_STORAGE, n_trials=args.n_trials, epochs=args.epochs,
+            seed=args.seed, validation=args.validation, subset=args.subset,
+            parent_run_id=run.info.run_id, experiment_id=run.info.experiment_id,
+            tracking_uri=mlflow.get_tracking_uri(),
+            deadline=time.time() + args.timeout if args.timeout else float("inf"),
+        )
+        tracking.log_params({**vars(args), "study": plan.study, "storage": redacted(plan.storage)})
+        mlflow.set_tags({"optuna_study": plan.study, "version": str(args.version)})
+        try:
+            study = searching.search(plan, n_jobs=args.n_jobs)
+            best = searching.summarize(study)
+        except searching.SearchError as error:
+            sys.exit(f"search: {error}")
+        if best is None:
+            sys.exit("search: no trial completed; nothing to report or train")
+        print(f"search: best trial {best['trial']}, val_accuracy {best['val_accuracy']:.4f}: "
+              f"{ {k: v for k, v in best.items() if k not in ('version', 'trial', 'val_accuracy')} }")
+        if args.train_best:
+            searching.train_best(best, run.info.run_id, args.seed, args.validation, args.subset)
+
+
+def redacted(storage):
+    """The storage URL without its password, fit to log."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(storage)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return storage
+
+
+if __name__ == "__main__":
+    main()
