@@ -107,7 +107,17 @@ def work_in_process(plan, index):
 def open_storage(storage):
     """An RDB URL (postgresql://, sqlite:///, mysql://) or else the path of a journal file."""
     if "://" in storage:
-        return storage
+        import sqlalchemy.exc
+
+        for attempt in range(1, 6):
+            try:
+                return optuna.storages.RDBStorage(storage)
+            except sqlalchemy.exc.DBAPIError:
+                # Workers starting at once on an empty database race to create Optuna's tables;
+                # the losers find them made on the next try.
+                if attempt == 5:
+                    raise
+                time.sleep(attempt)
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 

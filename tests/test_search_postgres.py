@@ -1,0 +1,115 @@
+"""Scale-out: two workers share one study on a real PostgreSQL and log to a real `mlflow server`."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import BIN, REPO
+
+TRIALS = 6
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url, process, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{process.args[0]} exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1, with databases `mlflow` and `optuna`."""
+    clusters = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not clusters:
+        pytest.skip("PostgreSQL is not installed here (Debian: apt-get install postgresql); .ci/run installs it")
+    bin_dir = clusters[-1].parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="pg-"))
+    if as_postgres:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, bin_dir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "start",
+                    "-o", f"-h 127.0.0.1 -p {port} -k {folder}"], check=True, capture_output=True)
+    try:
+        for database in ("mlflow", "optuna"):
+            subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
+                           check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_postgres, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tracking_server(postgres, tmp_path_factory):
+    port = free_port()
+    server = subprocess.Popen(
+        [BIN / "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
+         "--artifacts-destination", tmp_path_factory.mktemp("artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", server)
+        yield url
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def test_two_workers_share_one_study_exactly(postgres, tracking_server, mnist, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    mlflow.set_tracking_uri(tracking_server)
+    experiment = mlflow.create_experiment("scale-out")
+    command = [BIN / "mlflow", "run", ".", "-e", "search", "--env-manager", "local", "--experiment-id", experiment,
+               "-P", "version=1", "-P", f"n_trials={TRIALS}", "-P", "epochs=2", "-P", "subset=3000",
+               "-P", "validation=500", "-P", f"storage={postgres}/optuna", "-P", "study=shared",
+               "-P", "train_best=false"]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=1200)[0] for worker in workers]
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-4000:]
+
+    trials = optuna.load_study(study_name="shared", storage=f"{postgres}/optuna").get_trials()
+    assert sorted(t.number for t in trials) == list(range(TRIALS)), "no trial lost or duplicated"
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+
+    runs = mlflow.search_runs([experiment], filter_string="tags.optuna_study = 'shared'", output_format="list")
+    parents = [r for r in runs if "optuna_trial" not in r.data.tags]
+    children = [r for r in runs if "optuna_trial" in r.data.tags]
+    assert len(parents) == 2
+    assert sorted(int(r.data.tags["optuna_trial"]) for r in children) == list(range(TRIALS))
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} <= {p.info.run_id for p in parents}
+    by_trial = {t.number: t for t in trials}
+    for child in children:
+        trial = by_trial[int(child.data.tags["optuna_trial"])]
+        assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
+        assert child.data.tags["trial_state"] == trial.state.name
+    mlflow.set_tracking_uri(None)
