@@ -66,6 +66,10 @@ def main(argv=None):
             best = searching.summarize(study)
         except searching.SearchError as error:
             sys.exit(f"search: {error}")
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            sys.exit(f"search: stopped; the trials in flight are marked FAIL and queued again; "
+                     f"rerun the same command to continue study {plan.study!r}")
         if best is None:
             sys.exit("search: no trial completed; nothing to report or train")
         print(f"search: best trial {best['trial']}, val_accuracy {best['val_accuracy']:.4f}: "

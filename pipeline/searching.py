@@ -68,6 +68,7 @@ class Plan:
 
 def search(plan, n_jobs=1):
     """Run the search with `n_jobs` workers on this machine; return the study."""
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` stops a search like Ctrl-C: trials in flight marked FAIL
     study = open_study(plan)  # create or join first, so that a bad study stops before any worker starts
     fail_stale_trials(study)
     if n_jobs == 1:
@@ -76,7 +77,7 @@ def search(plan, n_jobs=1):
     # client, and the cores are shared out between them.
     context = multiprocessing.get_context("spawn")
     plan = replace(plan, threads=max(1, (os.cpu_count() or 1) // n_jobs))
-    workers = [context.Process(target=work_in_process, args=(plan, index)) for index in range(n_jobs)]
+    workers = [context.Process(target=work_in_process, args=(plan,)) for _ in range(n_jobs)]
     for process in workers:
         process.start()
     try:
@@ -95,11 +96,12 @@ def search(plan, n_jobs=1):
     return study
 
 
-def work_in_process(plan, index):
+def work_in_process(plan):
+    signal.signal(signal.SIGTERM, interrupt)
     os.environ.pop("MLFLOW_RUN_ID", None)  # set by `mlflow run` for the parent; trials are runs of their own
     mlflow.set_tracking_uri(plan.tracking_uri)
     try:
-        work(plan, worker=index)
+        work(plan)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -125,10 +127,10 @@ def open_storage(storage):
     return JournalStorage(JournalFileBackend(storage))
 
 
-def open_study(plan, worker=0):
+def open_study(plan):
     """Create the study with its slots, or join it; returns the Study."""
     storage = open_storage(plan.storage)
-    sampler = optuna.samplers.TPESampler(seed=plan.seed + worker)
+    sampler = optuna.samplers.TPESampler(seed=plan.seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -142,7 +144,8 @@ def open_study(plan, worker=0):
     study.set_user_attr("epochs", plan.epochs)
     # Trial 0 is the version's own configuration: the baseline every other trial is measured against.
     study.enqueue_trial(baseline(versions.get(plan.version)), user_attrs={"baseline": True})
-    add_slots(study, plan.n_trials - 1, counted=1)
+    enqueue(study, plan.n_trials - 1)
+    study.set_user_attr("n_trials", plan.n_trials)  # last: joining workers wait for it
     return study
 
 
@@ -156,39 +159,38 @@ def baseline(version):
 def joined(study, plan):
     """Check that a study being joined searches the same thing; extend it to `n_trials` slots."""
     deadline = time.monotonic() + SLOTS_WAIT_SECONDS
-    while "slots" not in study.user_attrs:  # its creator is still enqueuing
+    while "n_trials" not in study.user_attrs:  # its creator is still enqueuing
         if time.monotonic() > deadline:
-            raise SearchError(f"study {plan.study!r} never got its trial slots; was its creator killed? "
+            raise SearchError(f"study {plan.study!r} never got its trials queued; was its creator killed? "
                               f"delete it or use another study name")
         time.sleep(1)
     for key in ("version", "epochs"):
         if study.user_attrs[key] != getattr(plan, key):
             raise SearchError(f"study {plan.study!r} searches {key} {study.user_attrs[key]}, not "
                               f"{getattr(plan, key)}; use another study name")
-    if plan.n_trials > study.user_attrs["slots"]:
-        add_slots(study, plan.n_trials - study.user_attrs["slots"])
+    if plan.n_trials > study.user_attrs["n_trials"]:  # topped up by a rerun asking for more
+        enqueue(study, plan.n_trials - study.user_attrs["n_trials"])
+        study.set_user_attr("n_trials", plan.n_trials)
     return study
 
 
-def add_slots(study, count, counted=0):
-    """Enqueue `count` empty trials; `counted` more were enqueued by the caller."""
+def enqueue(study, count):
+    """Add `count` waiting trials for the workers to claim; the sampler chooses their parameters."""
     for _ in range(count):
         study.enqueue_trial({}, skip_if_exists=False)
-    study.set_user_attr("slots", study.user_attrs.get("slots", 0) + count + counted)
 
 
-def work(plan, worker=0):
+def work(plan):
     """Claim and run waiting trials until none is left; the loop of every worker."""
     if plan.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(plan.threads)
-    signal.signal(signal.SIGTERM, interrupt)
     mlflow.set_experiment(experiment_id=plan.experiment_id)
-    study = open_study(plan, worker)
+    study = open_study(plan)
     fail_stale_trials(study)
     splits = None
-    while time.time() < plan.deadline and (trial := claim(study)) is not None:
+    while time.time() < plan.deadline and (trial := claim(study, plan.seed)) is not None:
         if splits is None:  # loaded only once there is work
             from pipeline import datasets
 
@@ -201,11 +203,14 @@ def interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def claim(study):
+def claim(study, seed=0):
     """Atomically take one WAITING trial for this worker, or return None when none is left."""
     storage = study._storage  # Optuna's own claim, as `Study.ask` does it, without creating new trials
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+            # The sampler's randomness is a function of the seed and the trial number, not of the
+            # process: a resumed study or a second worker never repeats another trial's draws.
+            study.sampler = optuna.samplers.TPESampler(seed=seed + frozen.number)
             trial = optuna.Trial(study, frozen._trial_id)
             trial.set_user_attr("worker", worker_id())
             trial.set_user_attr("heartbeat", time.time())
@@ -242,7 +247,7 @@ def run_trial(study, trial, plan, splits):
             return
         except BaseException:
             finish(study, trial, started, TrialState.FAIL)  # leaving `with`, the run ends FAILED
-            add_slots(study, 1)  # the interrupted slot runs again when the study resumes
+            enqueue(study, 1)  # the interrupted slot runs again when the study resumes
             raise
         finish(study, trial, started, TrialState.COMPLETE, value=history["val_accuracy"][-1])
 
@@ -283,7 +288,7 @@ def fail_stale_trials(study):
             study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
         except (RuntimeError, ValueError):  # another worker got there first
             continue
-        add_slots(study, 1)
+        enqueue(study, 1)
         run_id = frozen.user_attrs.get("mlflow_run_id")
         if run_id:
             client.set_tag(run_id, "trial_state", "FAIL")
