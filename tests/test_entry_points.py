@@ -6,11 +6,11 @@ import pytest
 import yaml
 
 from conftest import REPO, run_cli
-from pipeline import evaluate, main, prep, promote, train
+from pipeline import evaluate, main, prep, promote, search, train
 
 PROJECT = yaml.safe_load((REPO / "MLproject").read_text())
 PARSERS = {"main": main.parse, "prep": prep.parse, "train": train.parse,
-           "evaluate": evaluate.parse, "promote": promote.parse}
+           "evaluate": evaluate.parse, "promote": promote.parse, "search": search.parse}
 
 
 def test_every_entry_point_has_a_parser():
@@ -31,11 +31,14 @@ def test_every_declared_parameter_reaches_the_command(entry_point):
 def test_defaults_parse_to_the_modules_own_defaults(entry_point):
     spec = PROJECT["entry_points"][entry_point]
     values = {name: str(p.get("default", "1")) for name, p in spec.get("parameters", {}).items()}
+    # Defaults that mean "unset" ("" or 0) parse to None or 0: compare what they stand for.
+    unset = {"", "0", "none"}
     argv = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)] or "''", spec["command"]).split()[3:]
     args = PARSERS[entry_point]([arg.strip("'") for arg in argv])
     for name, parameter in spec.get("parameters", {}).items():
         if "default" in parameter and name != "versions":
-            assert str(getattr(args, name)).lower() == str(parameter["default"]).lower(), name
+            parsed, declared = str(getattr(args, name)).lower(), str(parameter["default"]).lower()
+            assert parsed == declared or {parsed, declared} <= unset, name
 
 
 def test_train_takes_the_optional_settings_as_mlflow_passes_them():
@@ -68,5 +71,14 @@ def test_bad_versions_list_in_main(capsys):
 def test_entry_points_import_without_tensorflow():
     """`--help` and argument errors stay instant: TensorFlow loads only once work starts."""
     result = run_cli("python", "-c", "import sys, pipeline.main, pipeline.prep, pipeline.train, pipeline.evaluate, "
-                     "pipeline.promote; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+                     "pipeline.promote, pipeline.search; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     assert result.stdout.strip() == "[]"
+
+
+def test_conda_yaml_pins_what_pyproject_pins():
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda = yaml.safe_load((REPO / "conda.yaml").read_text())["dependencies"]
+    pip_section = next(item["pip"] for item in conda if isinstance(item, dict))
+    assert sorted(pip_section) == sorted(pyproject)
