@@ -31,7 +31,7 @@ def boolean(text):
 
 
 def option(name):
-    """Both spellings of an option: `--batch-size` for people, `--batch_size` as `mlflow run` passes `-P batch_size=`."""
+    """Both spellings of an option: `--batch-size` for people, `--batch_size` as `mlflow run` passes it."""
     return (f"--{name}", f"--{name.replace('-', '_')}") if "-" in name else (f"--{name}",)
 
 

@@ -117,17 +117,14 @@ def verified_files(dataset):
 def load(dataset):
     """Read the cached files, checking each one's checksum and shape first."""
     folder = cache_dir(dataset)
+    prepare = f"run `mlflow run . -e prep -P dataset={dataset.name}`"
     arrays = {}
     for file in FILES:
         path = folder / file
         if not path.is_file():
-            raise DatasetError(
-                f"{dataset.name} is not prepared: {path} is missing; run `mlflow run . -e prep -P dataset={dataset.name}`"
-            )
+            raise DatasetError(f"{dataset.name} is not prepared: {path} is missing; {prepare}")
         if sha256(path.read_bytes()) != dataset.sha256[file]:
-            raise DatasetError(
-                f"{path}: checksum mismatch, the cached file is damaged; rerun `mlflow run . -e prep -P dataset={dataset.name}`"
-            )
+            raise DatasetError(f"{path}: checksum mismatch, the cached file is damaged; {prepare}")
         array = read_idx(path)
         arrays[file] = expect(array, path, np.uint8, (28, 28) if "images" in file else ())
     return Arrays(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], arrays[TEST_IMAGES], arrays[TEST_LABELS])

@@ -176,7 +176,8 @@ def train_tracked(settings, dataset_name="mnist", architecture=None, register=Tr
         "version": str(version.number),
         "version_name": version.name,
         # Promotion compares validation accuracies only between models measured on the same images.
-        "validation_set": f"{dataset.name}:{datasets.digest(dataset)}:subset={settings.subset}:last={settings.validation}",
+        "validation_set":
+            f"{dataset.name}:{datasets.digest(dataset)}:subset={settings.subset}:last={settings.validation}",
     })
     tracking.log_dataset(dataset, arrays)
 

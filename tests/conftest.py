@@ -43,7 +43,8 @@ def run_cli(*args, cwd=REPO, timeout=900, check=True):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
 
 
