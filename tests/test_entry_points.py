@@ -23,7 +23,7 @@ def test_every_declared_parameter_reaches_the_command(entry_point):
     command = spec["command"]
     placeholders = set(re.findall(r"\{(\w+)\}", command))
     assert placeholders == set(spec.get("parameters", {}))
-    module = re.match(r"python -m (pipeline\.\w+) ", command).group(1)
+    module = re.match(r"python -u -m (pipeline\.\w+) ", command).group(1)
     assert module == f"pipeline.{entry_point}"
 
 
@@ -33,7 +33,7 @@ def test_defaults_parse_to_the_modules_own_defaults(entry_point):
     values = {name: str(p.get("default", "1")) for name, p in spec.get("parameters", {}).items()}
     # Defaults that mean "unset" ("" or 0) parse to None or 0: compare what they stand for.
     unset = {"", "0", "none"}
-    argv = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)] or "''", spec["command"]).split()[3:]
+    argv = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)] or "''", spec["command"]).split()[4:]
     args = PARSERS[entry_point]([arg.strip("'") for arg in argv])
     for name, parameter in spec.get("parameters", {}).items():
         if "default" in parameter and name != "versions":
