@@ -72,7 +72,8 @@ def search(plan, n_jobs=1):
     study = open_study(plan)  # create or join first, so that a bad study stops before any worker starts
     fail_stale_trials(study)
     if n_jobs == 1:
-        return work(plan)
+        work(plan, study)
+        return study
     # Worker processes rather than threads: each has its own TensorFlow and its own MLflow
     # client, and the cores are shared out between them.
     context = multiprocessing.get_context("spawn")
@@ -101,7 +102,7 @@ def work_in_process(plan):
     os.environ.pop("MLFLOW_RUN_ID", None)  # set by `mlflow run` for the parent; trials are runs of their own
     mlflow.set_tracking_uri(plan.tracking_uri)
     try:
-        work(plan)
+        work(plan, open_study(plan))
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -180,15 +181,13 @@ def enqueue(study, count):
         study.enqueue_trial({}, skip_if_exists=False)
 
 
-def work(plan):
+def work(plan, study):
     """Claim and run waiting trials until none is left; the loop of every worker."""
     if plan.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(plan.threads)
     mlflow.set_experiment(experiment_id=plan.experiment_id)
-    study = open_study(plan)
-    fail_stale_trials(study)
     splits = None
     while time.time() < plan.deadline and (trial := claim(study, plan.seed)) is not None:
         if splits is None:  # loaded only once there is work
@@ -196,7 +195,6 @@ def work(plan):
 
             splits = training.split(datasets.load(datasets.MNIST), plan.validation, plan.subset)
         run_trial(study, trial, plan, splits)
-    return study
 
 
 def interrupt(signum, frame):
