@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.idx import expect, read_idx
+from pipeline.idx import expect, parse_idx
 
 CACHE_VARIABLE = "MNIST_WORKFLOW_CACHE"
 
@@ -123,10 +123,10 @@ def load(dataset):
         path = folder / file
         if not path.is_file():
             raise DatasetError(f"{dataset.name} is not prepared: {path} is missing; {prepare}")
-        if sha256(path.read_bytes()) != dataset.sha256[file]:
+        data = path.read_bytes()
+        if sha256(data) != dataset.sha256[file]:
             raise DatasetError(f"{path}: checksum mismatch, the cached file is damaged; {prepare}")
-        array = read_idx(path)
-        arrays[file] = expect(array, path, np.uint8, (28, 28) if "images" in file else ())
+        arrays[file] = expect(parse_idx(data, path), path, np.uint8, (28, 28) if "images" in file else ())
     return Arrays(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], arrays[TEST_IMAGES], arrays[TEST_LABELS])
 
 

@@ -33,7 +33,11 @@ class IdxError(ValueError):
 def read_idx(path):
     """Return the array stored in the IDX file at `path` (plain or gzipped)."""
     path = Path(path)
-    data = _read_bytes(path)
+    return parse_idx(_read_bytes(path), path)
+
+
+def parse_idx(data, path):
+    """Return the array that the uncompressed IDX bytes `data` hold; `path` names them in errors."""
     if len(data) < 4:
         raise IdxError(f"{path}: truncated: {len(data)} bytes, too short for an IDX header")
     if data[0:2] != b"\x00\x00":

@@ -46,8 +46,9 @@ class Decision:
 def candidates(client, name):
     """Every registered version of `name`, with its training run's validation accuracy."""
     found = []
-    current = production_version(client, name)
-    for model_version in client.search_model_versions(f"name = '{name}'"):
+    registered = client.search_model_versions(f"name = '{name}'")
+    current = production_version(client, name, registered)
+    for model_version in registered:
         metrics, tags = {}, {}
         if model_version.run_id:
             run = client.get_run(model_version.run_id)
@@ -62,13 +63,13 @@ def candidates(client, name):
     return sorted(found, key=lambda candidate: candidate.version)
 
 
-def production_version(client, name):
-    """The version serving now: the alias if set, else the newest version in the stage."""
+def production_version(client, name, registered):
+    """The version serving now: the alias if set, else the newest of `registered` in the stage."""
     try:
         return int(client.get_model_version_by_alias(name, ALIAS).version)
     except MlflowException:  # the alias is not set
         pass
-    staged = [int(v.version) for v in client.search_model_versions(f"name = '{name}'") if v.current_stage == STAGE]
+    staged = [int(v.version) for v in registered if v.current_stage == STAGE]
     return max(staged) if staged else None
 
 

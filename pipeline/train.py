@@ -59,11 +59,10 @@ def main(argv=None):
         if best["version"] != args.version:
             sys.exit(f"train: search {args.params_from} searched version {best['version']}, not {args.version}")
         architecture, searched = searching.split_params(best)
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate}
+    overrides = {**searched, **{key: value for key, value in given.items() if value is not None}}
     settings = Settings.for_version(
-        args.version, **{**searched, **{key: value for key, value in (
-            ("epochs", args.epochs), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
-            if value is not None}},
-        seed=args.seed, validation=args.validation, subset=args.subset,
+        args.version, **overrides, seed=args.seed, validation=args.validation, subset=args.subset,
     )
     with mlflow.start_run(run_name=f"train v{settings.version}"):
         try:
