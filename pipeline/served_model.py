@@ -1,14 +1,17 @@
 """The MLflow model that every trained network is logged, registered and served as.
 
-A pyfunc around the Keras network: it accepts a batch of MNIST-format images,
+A pyfunc around one Keras network, or several whose probabilities it averages
+(an ensemble, `pipeline.ensemble`): it accepts a batch of MNIST-format images,
 N x 28 x 28 grayscale in [0, 1], and returns the ten class probabilities per
 image, so
 
     mlflow models serve -m models:/mnist/Production --env-manager local
 
 answers `{"inputs": [[[0.0, ...], ...]]}` with `{"predictions": [[p0, ..., p9]]}`.
-The Keras file itself is the artifact `keras_model` inside the logged model, for
-anyone who wants the network back (`keras.models.load_model`). The `pipeline`
+The Keras files themselves are the artifacts `keras_model` (or `keras_model_1`,
+`keras_model_2`, ... for an ensemble) inside the logged model, for anyone who
+wants the networks back (`keras.models.load_model`), and `.networks` once loaded
+(`mlflow.pyfunc.load_model(uri).unwrap_python_model().networks`). The `pipeline`
 package travels with the model (`code_paths`), so it loads wherever the
 pinned requirements are installed.
 """
@@ -46,32 +49,42 @@ def as_images(batch):
     return images
 
 
+def average_probabilities(networks, images):
+    """The mean of the networks' class probabilities for each image."""
+    return np.mean([network.predict(images, batch_size=1000, verbose=0) for network in networks], axis=0)
+
+
 class DigitRecognizer(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import keras
 
-        self.network = keras.models.load_model(context.artifacts[KERAS_ARTIFACT])
+        self.networks = [
+            keras.models.load_model(path) for name, path in sorted(context.artifacts.items())
+            if name.startswith(KERAS_ARTIFACT)
+        ]
 
     def predict(self, context, model_input, params=None):
-        images = as_images(model_input)
-        return self.network.predict(images, batch_size=1000, verbose=0)
+        return average_probabilities(self.networks, as_images(model_input))
 
 
-def log(network, example, registered_model_name=None):
-    """Log `network` as a DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
+def log(networks, example, registered_model_name=None):
+    """Log `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
     import keras
     import tensorflow as tf
     from mlflow.models import infer_signature
 
     with tempfile.TemporaryDirectory() as scratch:
-        keras_file = Path(scratch) / "network.keras"
-        network.save(keras_file)
+        artifacts = {}
+        for number, network in enumerate(networks):
+            name = KERAS_ARTIFACT if len(networks) == 1 else f"{KERAS_ARTIFACT}_{number + 1}"
+            artifacts[name] = str(Path(scratch) / f"{name}.keras")
+            network.save(artifacts[name])
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=DigitRecognizer(),
-            artifacts={KERAS_ARTIFACT: str(keras_file)},
+            artifacts=artifacts,
             code_paths=[str(PACKAGE_DIR)],
-            signature=infer_signature(example, network.predict(example, verbose=0)),
+            signature=infer_signature(example, average_probabilities(networks, example)),
             input_example=example,
             pip_requirements=[
                 f"tensorflow-cpu=={tf.__version__}",

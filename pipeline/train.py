@@ -18,7 +18,7 @@ from pipeline.arguments import boolean, non_negative_int, option, positive_float
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", type=positive_int, required=True,
+    parser.add_argument("--version", type=non_negative_int, required=True,
                         help=f"which network: {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}")
     parser.add_argument("--epochs", type=positive_int, help="default: the version's")
     parser.add_argument(*option("batch-size"), dest="batch_size", type=positive_int, help="default: the version's")

@@ -60,3 +60,18 @@ def mlflow_run(entry_point, env_manager="local", **parameters):
     )
     assert runs, f"no {entry_point} run recorded:\n{result.stderr[-3000:]}"
     return runs[0]
+
+
+def train_tiny(version=1, seed=0, subset=600, validation=100, epochs=1, register=True):
+    """A real, tracked `train` run on a few hundred images; returns its run id."""
+    from pipeline import training
+
+    settings = training.Settings.for_version(version, epochs=epochs, seed=seed, subset=subset, validation=validation)
+    with mlflow.start_run(run_name=f"train v{version}") as run:
+        training.train_tracked(settings, register=register)
+    return run.info.run_id
+
+
+@pytest.fixture
+def two_tiny_runs(tracking, mnist):
+    return [train_tiny(seed=0), train_tiny(seed=1)]

@@ -6,11 +6,13 @@ import pytest
 import yaml
 
 from conftest import REPO, run_cli
-from pipeline import evaluate, main, prep, promote, search, train
+from pipeline import bench, ensemble, evaluate, main, prep, promote, report, search, train
 
 PROJECT = yaml.safe_load((REPO / "MLproject").read_text())
-PARSERS = {"main": main.parse, "prep": prep.parse, "train": train.parse,
-           "evaluate": evaluate.parse, "promote": promote.parse, "search": search.parse}
+PARSERS = {"main": main.parse, "prep": prep.parse, "train": train.parse, "evaluate": evaluate.parse,
+           "promote": promote.parse, "search": search.parse, "ensemble": ensemble.parse, "bench": bench.parse,
+           "report": report.parse}
+REQUIRED = {"version": "1", "runs": "a,b"}  # example values of the parameters without a default
 
 
 def test_every_entry_point_has_a_parser():
@@ -30,7 +32,7 @@ def test_every_declared_parameter_reaches_the_command(entry_point):
 @pytest.mark.parametrize("entry_point", sorted(PARSERS))
 def test_defaults_parse_to_the_modules_own_defaults(entry_point):
     spec = PROJECT["entry_points"][entry_point]
-    values = {name: str(p.get("default", "1")) for name, p in spec.get("parameters", {}).items()}
+    values = {name: str(p.get("default", REQUIRED.get(name))) for name, p in spec.get("parameters", {}).items()}
     # Defaults that mean "unset" ("" or 0) parse to None or 0: compare what they stand for.
     unset = {"", "0", "none"}
     argv = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)] or "''", spec["command"]).split()[4:]
@@ -49,8 +51,8 @@ def test_train_takes_the_optional_settings_as_mlflow_passes_them():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--version", "9"], "9 is not a version; choose one of 1, 2, 3"),
-    (["--version", "two"], "expected a whole number above 0, got 'two'"),
+    (["--version", "9"], "9 is not a version; choose one of 0, 1, 2, 3, 4, 5"),
+    (["--version", "two"], "expected a whole number, 0 or more, got 'two'"),
     (["--version", "1", "--epochs", "0"], "expected a whole number above 0, got '0'"),
     (["--version", "1", "--learning_rate", "nan"], "expected a finite number above 0, got 'nan'"),
     (["--version", "1", "--register", "maybe"], "expected true or false, got 'maybe'"),
@@ -62,6 +64,23 @@ def test_bad_parameters_are_refused_clearly(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--runs", "abc"], "expected two or more different run ids"),
+    (["--runs", "abc,abc"], "expected two or more different run ids"),
+])
+def test_an_ensemble_needs_two_runs(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        ensemble.parse(argv)
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["0", "1.5", "high"])
+def test_bench_target_is_an_accuracy(target, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse(["--target", target])
+    assert "expected an accuracy between 0 and 1" in capsys.readouterr().err
+
+
 def test_bad_versions_list_in_main(capsys):
     with pytest.raises(SystemExit):
         main.parse(["--versions", "1,7"])
@@ -71,7 +90,7 @@ def test_bad_versions_list_in_main(capsys):
 def test_entry_points_import_without_tensorflow():
     """`--help` and argument errors stay instant: TensorFlow loads only once work starts."""
     result = run_cli("python", "-c", "import sys, pipeline.main, pipeline.prep, pipeline.train, pipeline.evaluate, "
-                     "pipeline.promote, pipeline.search; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+                     "pipeline.promote, pipeline.search, pipeline.ensemble, pipeline.bench, pipeline.report; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     assert result.stdout.strip() == "[]"
 
 

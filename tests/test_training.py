@@ -68,3 +68,63 @@ def test_evaluation_metrics():
     assert list(evaluation.worst_errors()) == [2]
     table = evaluation.predictions_table()
     assert list(table.columns) == ["index", "label", "predicted", "confidence", "p0", "p1", "p2"]
+
+
+def test_constant_learning_rate_unless_a_schedule_is_set():
+    settings = training.Settings.for_version(3)
+    assert training.learning_rate(settings, steps_per_epoch=100) == 0.001
+
+
+def test_warmup_then_cosine_decay_to_zero():
+    settings = training.Settings.for_version(1, epochs=10, learning_rate=0.01, schedule="warmup_cosine", warmup=0.1)
+    schedule = training.learning_rate(settings, steps_per_epoch=100)  # 1000 steps, 100 of warmup
+    rate = [float(schedule(step)) for step in range(0, 1001, 50)]
+    assert rate[0] == pytest.approx(0.001)  # a tenth of the peak
+    assert rate[2] == pytest.approx(0.01)  # the peak, at the end of warmup
+    assert all(a < b for a, b in zip(rate[:2], rate[1:3]))  # rising during warmup
+    assert all(a > b for a, b in zip(rate[2:-1], rate[3:]))  # falling after it
+    assert rate[-1] == pytest.approx(0.0, abs=1e-9)
+    assert rate[11] == pytest.approx(0.005, rel=0.01)  # half way through the decay, half the peak
+
+
+def test_cosine_without_warmup_starts_at_the_peak():
+    settings = training.Settings.for_version(1, epochs=1, learning_rate=0.01, schedule="warmup_cosine")
+    schedule = training.learning_rate(settings, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"schedule": "triangle"}, "schedule must be one of constant, warmup_cosine"),
+    ({"precision": "float16"}, "precision must be one of float32, mixed_bfloat16"),
+    ({"warmup": 1.0}, "warmup is a fraction"),
+])
+def test_impossible_recipes_are_refused(overrides, message):
+    with pytest.raises(training.SettingsError, match=message):
+        training.Settings.for_version(1, **overrides)
+
+
+def test_label_smoothing_needs_one_hot_labels():
+    with pytest.raises(training.SettingsError, match="label smoothing needs one-hot labels"):
+        training.loss("sparse_categorical_crossentropy", 0.1)
+
+
+def test_new_versions_carry_their_recipes_into_settings_and_params():
+    settings = training.Settings.for_version(5)
+    assert settings.schedule == "warmup_cosine" and settings.augmentation
+    params = settings.params()
+    assert params["augmentation"].startswith("rotation=") and params["precision"] == "mixed_bfloat16"
+    assert training.Settings.for_version(1).params()["augmentation"] == "none"
+
+
+def test_augmented_training_is_repeatable(mnist):
+    splits = training.split(mnist, validation=200, subset=1200)
+
+    def history(seed):
+        settings = training.Settings.for_version(5, epochs=1, seed=seed, subset=1200, validation=200,
+                                                 batch_size=100)
+        return training.fit(settings, splits, architecture={"filters1": 8, "filters2": 8, "filters3": 8},
+                            verbose=0)[1]
+
+    first, again, other = history(0), history(0), history(1)
+    assert first["loss"] == again["loss"] and first["val_accuracy"] == again["val_accuracy"]
+    assert first["loss"] != other["loss"]

@@ -1,0 +1,93 @@
+"""Random variations of whole batches of digits, drawn from a seed, as TensorFlow ops.
+
+Each image gets its own random affine map (rotation, scale, shear, translation
+about the centre, one bilinear resampling) and its own stroke-thickness change
+(a blend towards a 3x3 dilation or erosion, which keeps the grey anti-aliased
+edges). These are the ways handwriting varies that leave the digit's label as it
+is; flips and large rotations, which turn a 6 into a 9, are not among them.
+
+The same seed gives the same output, and a zero strength is the identity.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+CENTRE = 13.5  # of a 28x28 image, in pixel coordinates
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Strengths: each variation is drawn uniformly in [-strength, +strength]."""
+
+    rotation: float = 0.0  # degrees
+    scale: float = 0.0  # relative: 0.1 = from 90 % to 110 %
+    shear: float = 0.0  # horizontal shift per pixel of height
+    translation: float = 0.0  # pixels, in x and in y
+    thickness: float = 0.0  # 1 = all the way to a 3x3 dilation (+) or erosion (-)
+
+    def __bool__(self):
+        return any(asdict(self).values())
+
+    def __str__(self):
+        """What `train` logs as the `augmentation` param: "none" or "rotation=10,scale=0.1,..."."""
+        return ",".join(f"{name}={value:g}" for name, value in asdict(self).items() if value) or "none"
+
+
+def augment(images, seed, augmentation):
+    """Vary a batch of float32 images (N, 28, 28) in [0, 1]; `seed` is two integers."""
+    import tensorflow as tf  # here, so that the settings above load without TensorFlow
+
+    images = tf.convert_to_tensor(images, tf.float32)
+    if not augmentation:
+        return images
+    affine_seed, thickness_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    images = random_affine(images, affine_seed, augmentation)
+    if augmentation.thickness:
+        images = random_thickness(images, thickness_seed, augmentation.thickness)
+    return images
+
+
+def random_affine(images, seed, augmentation):
+    import tensorflow as tf
+
+    count = tf.shape(images)[0]
+    draws = tf.random.stateless_uniform([count, 5], seed, minval=-1.0, maxval=1.0)
+    angle = draws[:, 0] * augmentation.rotation * math.pi / 180.0
+    scale = 1.0 + draws[:, 1] * augmentation.scale
+    shear = draws[:, 2] * augmentation.shear
+    shift_x = draws[:, 3] * augmentation.translation
+    shift_y = draws[:, 4] * augmentation.translation
+    # Forward map: out = centre + scale * rotation @ shear @ (in - centre) + shift, with
+    # rotation @ shear = [[cos, cos*shear - sin], [sin, sin*shear + cos]] (determinant 1).
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    a, b = scale * cos, scale * (cos * shear - sin)
+    c, d = scale * sin, scale * (sin * shear + cos)
+    # The op wants the inverse map, output pixel -> input pixel.
+    determinant = a * d - b * c
+    inverse_a, inverse_b = d / determinant, -b / determinant
+    inverse_c, inverse_d = -c / determinant, a / determinant
+    source_x = CENTRE + shift_x
+    source_y = CENTRE + shift_y
+    offset_x = CENTRE - (inverse_a * source_x + inverse_b * source_y)
+    offset_y = CENTRE - (inverse_c * source_x + inverse_d * source_y)
+    zeros = tf.zeros_like(angle)
+    transforms = tf.stack([inverse_a, inverse_b, offset_x, inverse_c, inverse_d, offset_y, zeros, zeros], axis=1)
+    transformed = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images[..., None],
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return transformed[..., 0]
+
+
+def random_thickness(images, seed, strength):
+    import tensorflow as tf
+
+    amount = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1], seed, minval=-strength, maxval=strength)
+    channels = images[..., None]
+    dilated = tf.nn.max_pool2d(channels, 3, 1, "SAME")[..., 0]
+    eroded = -tf.nn.max_pool2d(-channels, 3, 1, "SAME")[..., 0]
+    return images + tf.nn.relu(amount) * (dilated - images) + tf.nn.relu(-amount) * (eroded - images)

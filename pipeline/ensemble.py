@@ -1,0 +1,117 @@
+"""Entry point `ensemble`: one model that averages the probabilities of several trained runs.
+
+    mlflow run . -e ensemble -P runs=<run id>,<run id>,<run id> --env-manager local
+    python -m pipeline.ensemble --runs <run id>,<run id>
+
+The members are the models that `train` logged in those runs. They must have been
+validated on the same images (the same `validation_set` tag), so that the
+ensemble's validation accuracy, which `promote` compares, is measured on images
+none of them trained on. Logs the ensemble's validation and test figures, each
+member's test accuracy beside it, and the ensemble itself as a DigitRecognizer
+registered as a new version of `mnist`: `promote` and `mlflow models serve` treat
+it like any other version.
+"""
+
+import argparse
+import sys
+
+from pipeline.arguments import boolean
+
+
+class EnsembleError(ValueError):
+    """Runs that cannot form an ensemble."""
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m pipeline.ensemble", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=run_ids, required=True, help="comma-separated ids of two or more train runs")
+    parser.add_argument("--register", type=boolean, default=True,
+                        help="register the ensemble as a new version of `mnist` (default true)")
+    return parser.parse_args(argv)
+
+
+def run_ids(text):
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if len(ids) < 2 or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"expected two or more different run ids separated by commas, got {text!r}")
+    return ids
+
+
+def members(client, ids):
+    """The runs, checked: finished train runs with a model, all validated on the same images."""
+    runs = []
+    for run_id in ids:
+        try:
+            runs.append(client.get_run(run_id))
+        except Exception as error:  # MLflow raises its own exception types for a missing or malformed id
+            raise EnsembleError(f"run {run_id}: {error}") from None
+    for run in runs:
+        if "validation_set" not in run.data.tags or "test_accuracy" not in run.data.metrics:
+            raise EnsembleError(f"run {run.info.run_id} is not a finished train run")
+    validation_sets = {run.data.tags["validation_set"] for run in runs}
+    if len(validation_sets) > 1:
+        raise EnsembleError("the runs were validated on different images: " + "; ".join(sorted(validation_sets)))
+    return runs
+
+
+def main(argv=None):
+    args = parse(argv)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipeline import datasets, evaluation, served_model, tracking, training
+
+    client = mlflow.MlflowClient()
+    try:
+        runs = members(client, args.runs)
+        loaded = [mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model") for run in runs]
+    except (EnsembleError, MlflowException, OSError) as error:
+        sys.exit(f"ensemble: {error}")
+    params = runs[0].data.params
+    dataset = datasets.get(params.get("dataset", "mnist"))
+    arrays = datasets.load(dataset)
+    splits = training.split(arrays, int(params["validation"]), int(params["subset"]))
+    networks = [network for model in loaded for network in model.unwrap_python_model().networks]
+
+    with mlflow.start_run(run_name=f"ensemble of {len(runs)}"):
+        tracking.log_params({"runs": ",".join(args.runs), "members": len(networks), "dataset": dataset.name,
+                             "validation": params["validation"], "subset": params["subset"]})
+        versions = sorted({run.data.tags.get("version", "?") for run in runs})
+        mlflow.set_tags({
+            **tracking.environment_tags(),
+            "version": "ensemble",
+            "version_name": f"ensemble of {len(runs)} (versions {', '.join(versions)})",
+            "validation_set": runs[0].data.tags["validation_set"],
+        })
+        validation = evaluation.Evaluation(
+            served_model.average_probabilities(networks, splits.validation_images), splits.validation_labels
+        )
+        mlflow.log_metric("val_accuracy", validation.accuracy)
+        member_accuracies = []
+        for number, network in enumerate(networks):
+            predicted = training.predict(network, splits.test_images).argmax(axis=1)
+            member_accuracies.append(float((predicted == splits.test_labels).mean()))
+            mlflow.log_metric("member_test_accuracy", member_accuracies[-1], step=number + 1)
+        mlflow.log_table({"member": list(range(1, len(networks) + 1)), "test_accuracy": member_accuracies},
+                         "ensemble/members.json")
+        result = evaluation.log_test_evaluation(
+            served_model.average_probabilities(networks, splits.test_images),
+            splits.test_images, splits.test_labels, dataset.classes, title=f"ensemble of {len(runs)}",
+        )
+        info = served_model.log(networks, splits.test_images[:3],
+                                tracking.REGISTERED_MODEL if args.register else None)
+        model_version = None
+        if args.register:
+            model_version = tracking.register_tags(info, {
+                "version": "ensemble", "runs": ",".join(args.runs), "run_id": mlflow.active_run().info.run_id,
+            })
+    for number, accuracy in enumerate(member_accuracies):
+        print(f"member {number + 1}: test accuracy {accuracy:.2%}")
+    print(f"ensemble of {len(networks)}: validation accuracy {validation.accuracy:.2%}, "
+          f"test accuracy {result.accuracy:.2%} ({result.errors} errors)")
+    if model_version is not None:
+        print(f"registered as version {model_version} of the model `mnist`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Augmentations vary digits the way handwriting does, repeatably, and leave them recognizable."""
+
+import numpy as np
+import pytest
+
+from pipeline.augmentation import Augmentation, augment
+from pipeline.training import scaled
+
+STRONG = Augmentation(rotation=10, scale=0.1, shear=0.15, translation=2.5, thickness=0.3)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    return scaled(mnist.test_images[:256])
+
+
+def centres_of_mass(images):
+    rows, columns = np.mgrid[:28, :28]
+    mass = images.sum(axis=(1, 2))
+    return (images * columns).sum(axis=(1, 2)) / mass, (images * rows).sum(axis=(1, 2)) / mass
+
+
+@pytest.mark.parametrize("augmentation", [Augmentation(), Augmentation(rotation=0.0, thickness=0.0)])
+def test_zero_strength_is_the_identity(digits, augmentation):
+    assert not augmentation
+    np.testing.assert_array_equal(np.asarray(augment(digits, [1, 2], augmentation)), digits)
+
+
+def test_each_variation_alone_at_zero_draws_changes_nothing_but_its_own(digits):
+    for name in ("rotation", "scale", "shear", "translation", "thickness"):
+        varied = np.asarray(augment(digits, [3, 4], Augmentation(**{name: 0.5})))
+        assert not np.array_equal(varied, digits), name
+
+
+def test_same_seed_same_output_other_seed_other_output(digits):
+    first = np.asarray(augment(digits, [1, 2], STRONG))
+    np.testing.assert_array_equal(first, np.asarray(augment(digits, [1, 2], STRONG)))
+    assert not np.array_equal(first, np.asarray(augment(digits, [1, 3], STRONG)))
+
+
+def test_shape_dtype_and_range_are_kept(digits):
+    varied = np.asarray(augment(digits, [5, 6], STRONG))
+    assert varied.shape == digits.shape and varied.dtype == np.float32
+    assert varied.min() >= 0.0 and varied.max() <= 1.0 + 1e-6
+
+
+def test_translation_moves_the_digit_at_most_that_far(digits):
+    moved = np.asarray(augment(digits, [7, 8], Augmentation(translation=3)))
+    for before, after in zip(centres_of_mass(digits), centres_of_mass(moved)):
+        shift = np.abs(after - before)
+        assert shift.max() <= 3.2 and shift.mean() > 0.5
+
+
+def test_thickness_thickens_or_thins_the_strokes(digits):
+    ink = digits.sum(axis=(1, 2))
+    thicker = np.asarray(augment(digits, [9, 9], Augmentation(thickness=1.0))).sum(axis=(1, 2))
+    changed = ~np.isclose(thicker, ink, rtol=0.02)
+    assert changed.mean() > 0.8
+    assert (thicker > ink).any() and (thicker < ink).any()
+
+
+def test_varied_digits_stay_the_same_digit(mnist):
+    """A network that never saw a varied digit still reads them nearly as well as the originals."""
+    from pipeline import training
+
+    splits = training.split(mnist, validation=1000, subset=20000)
+    settings = training.Settings.for_version(4, subset=20000, validation=1000)
+    network, _ = training.fit(settings, splits, verbose=0)
+    images, labels = splits.test_images[:2000], splits.test_labels[:2000]
+
+    def accuracy(batch):
+        return (training.predict(network, batch).argmax(axis=1) == labels).mean()
+
+    plain, varied = accuracy(images), accuracy(np.asarray(augment(images, [10, 11], STRONG)))
+    assert plain > 0.95
+    assert varied > 0.9, (plain, varied)  # measured: 98.4 % plain, 93.9 % varied
+
+
+def test_the_description_names_what_is_on():
+    assert str(Augmentation()) == "none"
+    assert str(Augmentation(rotation=10, thickness=0.3)) == "rotation=10,thickness=0.3"

@@ -1,0 +1,41 @@
+"""`ensemble`: one registered model averaging several runs' probabilities."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import train_tiny
+from pipeline import ensemble, promotion, training
+
+
+def test_ensemble_predicts_the_mean_of_its_members(two_tiny_runs, mnist, capsys):
+    ensemble.main(["--runs", ",".join(two_tiny_runs)])
+    assert "ensemble of 2: validation accuracy" in capsys.readouterr().out
+
+    client = mlflow.MlflowClient()
+    newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
+    assert newest.tags["version"] == "ensemble" and newest.tags["runs"] == ",".join(two_tiny_runs)
+    images = training.scaled(mnist.test_images[:50])
+    members = [mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(images) for run_id in two_tiny_runs]
+    combined = mlflow.pyfunc.load_model(f"models:/mnist/{newest.version}").predict(images)
+    np.testing.assert_allclose(combined, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
+
+    run = client.get_run(newest.run_id)
+    assert run.data.tags["validation_set"] == client.get_run(two_tiny_runs[0]).data.tags["validation_set"]
+    assert {"val_accuracy", "test_accuracy", "member_test_accuracy"} <= set(run.data.metrics)
+    member_accuracies = [point.value for point in client.get_metric_history(run.info.run_id, "member_test_accuracy")]
+    expected = [client.get_run(run_id).data.metrics["test_accuracy"] for run_id in two_tiny_runs]
+    np.testing.assert_allclose(member_accuracies, expected, rtol=1e-6)
+    # promote considers it like any other version
+    assert int(newest.version) in {candidate.version for candidate in promotion.candidates(client, "mnist")}
+
+
+def test_runs_validated_on_other_images_are_refused(two_tiny_runs, capsys):
+    other = train_tiny(seed=2, validation=150, register=False)
+    with pytest.raises(SystemExit, match="validated on different images"):
+        ensemble.main(["--runs", f"{two_tiny_runs[0]},{other}"])
+
+
+def test_unknown_run_is_refused(two_tiny_runs):
+    with pytest.raises(SystemExit, match="ensemble: run 0123456789abcdef"):
+        ensemble.main(["--runs", f"{two_tiny_runs[0]},0123456789abcdef"])
