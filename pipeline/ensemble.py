@@ -3,6 +3,9 @@
     mlflow run . -e ensemble -P runs=<run id>,<run id>,<run id> --env-manager local
     python -m pipeline.ensemble --runs <run id>,<run id>
 
+With `-P tta=true` each image is also classified moved one pixel left, right, up
+and down, and all those probabilities are averaged.
+
 The members are the models that `train` logged in those runs. They must have been
 validated on the same images (the same `validation_set` tag), so that the
 ensemble's validation accuracy, which `promote` compares, is measured on images
@@ -25,6 +28,8 @@ class EnsembleError(ValueError):
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pipeline.ensemble", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=run_ids, required=True, help="comma-separated ids of two or more train runs")
+    parser.add_argument("--tta", type=boolean, default=False,
+                        help="also average over the images moved one pixel each way (5x the compute)")
     parser.add_argument("--register", type=boolean, default=True,
                         help="register the ensemble as a new version of `mnist` (default true)")
     return parser.parse_args(argv)
@@ -74,7 +79,8 @@ def main(argv=None):
     networks = [network for model in loaded for network in model.unwrap_python_model().networks]
 
     with mlflow.start_run(run_name=f"ensemble of {len(runs)}"):
-        tracking.log_params({"runs": ",".join(args.runs), "members": len(networks), "dataset": dataset.name,
+        tracking.log_params({"runs": ",".join(args.runs), "members": len(networks), "tta": args.tta,
+                             "dataset": dataset.name,
                              "validation": params["validation"], "subset": params["subset"]})
         versions = sorted({run.data.tags.get("version", "?") for run in runs})
         mlflow.set_tags({
@@ -84,7 +90,7 @@ def main(argv=None):
             "validation_set": runs[0].data.tags["validation_set"],
         })
         validation = evaluation.Evaluation(
-            served_model.average_probabilities(networks, splits.validation_images), splits.validation_labels
+            served_model.average_probabilities(networks, splits.validation_images, args.tta), splits.validation_labels
         )
         mlflow.log_metric("val_accuracy", validation.accuracy)
         member_accuracies = []
@@ -95,11 +101,11 @@ def main(argv=None):
         mlflow.log_table({"member": list(range(1, len(networks) + 1)), "test_accuracy": member_accuracies},
                          "ensemble/members.json")
         result = evaluation.log_test_evaluation(
-            served_model.average_probabilities(networks, splits.test_images),
+            served_model.average_probabilities(networks, splits.test_images, args.tta),
             splits.test_images, splits.test_labels, dataset.classes, title=f"ensemble of {len(runs)}",
         )
         info = served_model.log(networks, splits.test_images[:3],
-                                tracking.REGISTERED_MODEL if args.register else None)
+                                tracking.REGISTERED_MODEL if args.register else None, tta=args.tta)
         model_version = None
         if args.register:
             model_version = tracking.register_tags(info, {

@@ -49,9 +49,25 @@ def as_images(batch):
     return images
 
 
-def average_probabilities(networks, images):
-    """The mean of the networks' class probabilities for each image."""
-    return np.mean([network.predict(images, batch_size=1000, verbose=0) for network in networks], axis=0)
+# Test-time augmentation: the image itself and the image moved one pixel each way.
+TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def shifted(images, rows, columns):
+    """`images` moved by whole pixels, with black coming in at the edges."""
+    moved = np.zeros_like(images)
+    height, width = images.shape[1:3]
+    moved[:, max(rows, 0):height + min(rows, 0), max(columns, 0):width + min(columns, 0)] = \
+        images[:, max(-rows, 0):height + min(-rows, 0), max(-columns, 0):width + min(-columns, 0)]
+    return moved
+
+
+def average_probabilities(networks, images, tta=False):
+    """The mean of the networks' class probabilities for each image (and, with `tta`, each shift of it)."""
+    views = [shifted(images, *shift) for shift in TTA_SHIFTS] if tta else [images]
+    return np.mean([
+        network.predict(view, batch_size=1000, verbose=0) for network in networks for view in views
+    ], axis=0)
 
 
 class DigitRecognizer(mlflow.pyfunc.PythonModel):
@@ -62,12 +78,13 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
             keras.models.load_model(path) for name, path in sorted(context.artifacts.items())
             if name.startswith(KERAS_ARTIFACT)
         ]
+        self.tta = bool((context.model_config or {}).get("tta", False))
 
     def predict(self, context, model_input, params=None):
-        return average_probabilities(self.networks, as_images(model_input))
+        return average_probabilities(self.networks, as_images(model_input), tta=self.tta)
 
 
-def log(networks, example, registered_model_name=None):
+def log(networks, example, registered_model_name=None, tta=False):
     """Log `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
     import keras
     import tensorflow as tf
@@ -84,7 +101,8 @@ def log(networks, example, registered_model_name=None):
             python_model=DigitRecognizer(),
             artifacts=artifacts,
             code_paths=[str(PACKAGE_DIR)],
-            signature=infer_signature(example, average_probabilities(networks, example)),
+            signature=infer_signature(example, average_probabilities(networks, example, tta)),
+            model_config={"tta": tta},
             input_example=example,
             pip_requirements=[
                 f"tensorflow-cpu=={tf.__version__}",

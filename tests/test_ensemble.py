@@ -39,3 +39,30 @@ def test_runs_validated_on_other_images_are_refused(two_tiny_runs, capsys):
 def test_unknown_run_is_refused(two_tiny_runs):
     with pytest.raises(SystemExit, match="ensemble: run 0123456789abcdef"):
         ensemble.main(["--runs", f"{two_tiny_runs[0]},0123456789abcdef"])
+
+
+def test_shifted_moves_whole_pixels_with_black_edges():
+    from pipeline.served_model import shifted
+
+    images = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28) + 1
+    right = shifted(images, 0, 1)
+    np.testing.assert_array_equal(right[:, :, 1:], images[:, :, :-1])
+    assert not right[:, :, 0].any()
+    up = shifted(images, -1, 0)
+    np.testing.assert_array_equal(up[:, :-1], images[:, 1:])
+    assert not up[:, -1].any()
+    np.testing.assert_array_equal(shifted(images, 0, 0), images)
+
+
+def test_ensemble_with_test_time_augmentation(two_tiny_runs, mnist):
+    from pipeline.served_model import TTA_SHIFTS, shifted
+
+    ensemble.main(["--runs", ",".join(two_tiny_runs), "--tta", "true"])
+    client = mlflow.MlflowClient()
+    newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
+    images = training.scaled(mnist.test_images[:20])
+    members = [mlflow.pyfunc.load_model(f"runs:/{run_id}/model") for run_id in two_tiny_runs]
+    expected = np.mean([member.predict(shifted(images, *shift)) for member in members for shift in TTA_SHIFTS], axis=0)
+    combined = mlflow.pyfunc.load_model(f"models:/mnist/{newest.version}").predict(images)
+    np.testing.assert_allclose(combined, expected, rtol=1e-5, atol=1e-6)
+    assert client.get_run(newest.run_id).data.params["tta"] == "True"
