@@ -263,7 +263,7 @@ VERSIONS = {
         Version(
             5, "best",
             "3 x (Conv-BN-ReLU x 2 -> Pool -> Dropout), 32/64/128 filters -> Dense 10; augmented, warmup + cosine",
-            build_best, epochs=15, batch_size=128, learning_rate=0.003,
+            build_best, epochs=30, batch_size=128, learning_rate=0.003,
             loss="categorical_crossentropy", search_space=best_space,
             recipe={
                 "schedule": "warmup_cosine", "warmup": 0.1, "label_smoothing": 0.1, **FAST_CPU,

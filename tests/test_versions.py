@@ -29,11 +29,43 @@ def test_architecture_is_the_seeds(number):
 
 
 def test_seed_settings_and_published_figures():
-    assert [(v.epochs, v.batch_size, v.learning_rate) for v in versions.VERSIONS.values()] == [
-        (15, 128, 0.001), (15, 128, 0.001), (20, 128, 0.001)]
+    seeds = [versions.get(number) for number in SEED]
+    assert [(v.epochs, v.batch_size, v.learning_rate, v.recipe) for v in seeds] == [
+        (15, 128, 0.001, {}), (15, 128, 0.001, {}), (20, 128, 0.001, {})]
     assert versions.get(1).loss == "sparse_categorical_crossentropy"
     assert versions.get(3).loss == "categorical_crossentropy"
-    assert [v.published.test_accuracy for v in versions.VERSIONS.values()] == [0.9762, 0.9822, 0.9915]
+    assert [v.published.test_accuracy for v in seeds] == [0.9762, 0.9822, 0.9915]
+
+
+def test_keras_example_is_keras_ios_convnet():
+    # keras.io/examples/vision/mnist_convnet: 34,826 parameters, batch 128, 15 epochs, Adam
+    example = versions.get(0)
+    model = example.build()
+    assert model.count_params() == 34_826
+    assert (example.epochs, example.batch_size, example.learning_rate, example.recipe) == (15, 128, 0.001, {})
+    assert [layer.rate for layer in model.layers if type(layer).__name__ == "Dropout"] == [0.5]
+
+
+@pytest.mark.parametrize("number", [4, 5])
+def test_own_versions_take_the_shared_input_and_give_float32_probabilities(number):
+    model = versions.get(number).build()
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    probabilities = model.predict(np.random.default_rng(0).random((3, 28, 28), np.float32), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("number", sorted(versions.VERSIONS))
+def test_every_search_space_fits_its_builder(number):
+    import optuna
+
+    from pipeline.training import resolved_architecture
+
+    version = versions.get(number)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    space = version.search_space(trial)
+    architecture = {key: value for key, value in space.items() if key not in ("learning_rate", "batch_size")}
+    resolved_architecture(version, architecture)  # raises on a name the builder does not take
 
 
 def test_seed_layer_settings():
@@ -45,5 +77,5 @@ def test_seed_layer_settings():
 
 
 def test_unknown_version_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown version '9'; choose one of 1, 2, 3"):
+    with pytest.raises(ValueError, match="unknown version '9'; choose one of 0, 1, 2, 3, 4, 5"):
         versions.get("9")
