@@ -51,6 +51,7 @@ class Settings:
     augmentation: Augmentation = Augmentation()
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 compute, float32 weights
     steps_per_execution: int = 1  # training steps per call into TensorFlow
+    jit_compile: bool = False  # compile the training step with XLA
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -128,6 +129,7 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
         loss=loss(version.loss, settings.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,
+        jit_compile=settings.jit_compile,
     )
     encode = one_hot if version.loss == "categorical_crossentropy" else (lambda labels: labels)
     epoch_log = EpochLog()
@@ -186,7 +188,7 @@ def training_data(settings, images, labels):
         .map(varied, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-    return {"x": batches, "steps_per_epoch": math.ceil(len(images) / settings.batch_size)}
+    return {"x": batches, "steps_per_epoch": math.ceil(len(images) / settings.batch_size), "shuffle": False}
 
 
 def one_hot(labels):

@@ -1,0 +1,64 @@
+"""Which training techniques pay for themselves on this machine: version 4 with one thing changed at a time.
+
+    python benchmarks/ablation.py --seeds 3
+    python benchmarks/ablation.py --seeds 3 --intra-op-threads 1
+
+Each row is version 4's recipe with one setting changed, trained once per seed
+through the same `pipeline.training.fit` as every run, timed like `bench` (the
+clock stops while the test set is measured at each epoch's end). Prints a
+Markdown table for BENCHMARKS.md. Nothing is logged to MLflow.
+"""
+
+import argparse
+import statistics
+from dataclasses import replace
+
+from pipeline.augmentation import Augmentation
+
+VARIANTS = {
+    "version 4 as it is": {},
+    "float32 instead of mixed bfloat16": {"precision": "float32"},
+    "1 step per call instead of 50": {"steps_per_execution": 1},
+    "XLA (jit_compile)": {"jit_compile": True},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "constant learning rate 0.001 (the seed's)": {"schedule": "constant", "learning_rate": 0.001},
+    "augmented (version 5's variations)": {
+        "augmentation": Augmentation(rotation=10, scale=0.1, shear=0.15, translation=2.5, thickness=0.3)},
+    "3 epochs instead of 2": {"epochs": 3},
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--target", type=float, default=0.9915)
+    parser.add_argument("--intra-op-threads", type=int, default=0, help="0 = TensorFlow's default (one per core)")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from pipeline import benchmarking, datasets, training
+
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    host = benchmarking.machine()
+    splits = training.split(datasets.load(datasets.MNIST), validation=5000)
+    print(f"{host['processor']}, {host['cores']} cores, {host['intra_op_threads']} intra-op threads")
+    print(f"| version 4 with | median time to {args.target:.2%} | reached | mean final test accuracy "
+          "| mean seconds per epoch |")
+    print("|---|---:|---:|---:|---:|")
+    for label, change in VARIANTS.items():
+        results = [
+            benchmarking.time_to_target(replace(training.Settings.for_version(4, seed=seed), **change),
+                                        splits, args.target, label=label)
+            for seed in range(args.seeds)
+        ]
+        summary = benchmarking.summary(results)
+        median = summary["median_seconds_to_target"]
+        print(f"| {label} | {'never' if median is None else f'{median:.1f} s'} "
+              f"| {summary['seeds_reached']} of {len(results)} | {summary['mean_final_accuracy']:.2%} "
+              f"| {statistics.mean(result.seconds_per_epoch for result in results):.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
