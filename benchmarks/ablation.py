@@ -21,6 +21,7 @@ VARIANTS = {
     "1 step per call instead of 50": {"steps_per_execution": 1},
     "XLA (jit_compile)": {"jit_compile": True},
     "no label smoothing": {"label_smoothing": 0.0},
+    "weights averaged (EMA, momentum 0.99)": {"ema": 0.99},
     "constant learning rate 0.001 (the seed's)": {"schedule": "constant", "learning_rate": 0.001},
     "augmented (version 5's variations)": {
         "augmentation": Augmentation(rotation=10, scale=0.1, shear=0.15, translation=2.5, thickness=0.3)},

@@ -45,9 +45,10 @@ class Settings:
     validation: int = 5000  # images held out from the end of the training set
     subset: int = 0  # use only the first N training and N test images; 0 = all
     # The recipe: what versions 1-3 leave at these defaults, versions 4 and 5 set.
-    schedule: str = "constant"  # or "warmup_cosine": linear warmup to learning_rate, cosine decay to 0
+    schedule: str = "constant"  # or "warmup_cosine": linear from a tenth of learning_rate up to it, cosine down to 0
     warmup: float = 0.0  # the fraction of all steps spent warming up
     label_smoothing: float = 0.0
+    ema: float = 0.0  # momentum of an exponential moving average of the weights, used at the end; 0 = off
     augmentation: Augmentation = Augmentation()
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 compute, float32 weights
     steps_per_execution: int = 1  # training steps per call into TensorFlow
@@ -58,6 +59,8 @@ class Settings:
             raise SettingsError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not 0 <= self.ema < 1:
+            raise SettingsError(f"ema is a momentum in [0, 1), got {self.ema}")
         if not 0 <= self.warmup < 1:
             raise SettingsError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
 
@@ -120,12 +123,19 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
     keras.backend.clear_session()
+    # Layers take the global dtype policy when built; put it back at once, so that
+    # nothing else built in this process inherits it.
     keras.mixed_precision.set_global_policy(settings.precision)
-
-    model = version.build(**(architecture or {}))
+    try:
+        model = version.build(**(architecture or {}))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     steps_per_epoch = math.ceil(len(splits.train_images) / settings.batch_size)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(settings, steps_per_epoch)),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=learning_rate(settings, steps_per_epoch),
+            use_ema=bool(settings.ema), ema_momentum=settings.ema or 0.99,
+        ),
         loss=loss(version.loss, settings.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=settings.steps_per_execution,

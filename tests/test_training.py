@@ -97,6 +97,7 @@ def test_cosine_without_warmup_starts_at_the_peak():
     ({"schedule": "triangle"}, "schedule must be one of constant, warmup_cosine"),
     ({"precision": "float16"}, "precision must be one of float32, mixed_bfloat16"),
     ({"warmup": 1.0}, "warmup is a fraction"),
+    ({"ema": 1.0}, "ema is a momentum"),
 ])
 def test_impossible_recipes_are_refused(overrides, message):
     with pytest.raises(training.SettingsError, match=message):
