@@ -30,6 +30,7 @@ class SeedResult:
     seconds_to_target: float  # training seconds until the first epoch end at or above target; inf if never
     epochs_to_target: int  # 0 if never
     test_accuracies: tuple  # at each epoch's end
+    val_accuracy: float  # at the end: what choices between recipes look at
     train_seconds: float  # all epochs, test measurements excluded
     train_images: int
     parameters: int
@@ -87,10 +88,10 @@ class TimeToTarget(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
 
-def time_to_target(settings, splits, target, label=None, verbose=0):
-    """Train `settings` once on `splits`; return its SeedResult."""
+def time_to_target(settings, splits, target, label=None, architecture=None, verbose=0):
+    """Train `settings` (with the builder's `architecture` overrides) once on `splits`; return its SeedResult."""
     clock = TimeToTarget(splits.test_images, splits.test_labels, target)
-    model, _ = training.fit(settings, splits, callbacks=[clock], verbose=verbose)
+    model, history = training.fit(settings, splits, architecture=architecture, callbacks=[clock], verbose=verbose)
     version = versions.get(settings.version)
     return SeedResult(
         label=label or f"version {version.number} ({version.name})",
@@ -99,6 +100,7 @@ def time_to_target(settings, splits, target, label=None, verbose=0):
         seconds_to_target=clock.seconds_to_target,
         epochs_to_target=clock.epochs_to_target,
         test_accuracies=tuple(clock.accuracies),
+        val_accuracy=float(history["val_accuracy"][-1]),
         train_seconds=clock.clock,
         train_images=len(splits.train_images),
         parameters=model.count_params(),
@@ -119,6 +121,7 @@ def summary(results):
         "min_seconds_to_target": min(reached) if reached else None,
         "max_seconds_to_target": max(reached) if len(reached) == len(times) else None,
         "mean_final_accuracy": float(np.mean([result.final_accuracy for result in results])),
+        "mean_val_accuracy": float(np.mean([result.val_accuracy for result in results])),
         "mean_seconds_per_epoch": float(np.mean([result.seconds_per_epoch for result in results])),
         "mean_images_per_second": float(np.mean([result.images_per_second for result in results])),
         "epochs": len(results[0].test_accuracies),
@@ -153,16 +156,16 @@ def markdown(summaries, host):
         f"Measured on {host['processor']}, {host['cores']} cores, {host['intra_op_threads']} TensorFlow threads, "
         f"TensorFlow {host['tensorflow']}, Keras {host['keras']}.",
         "",
-        f"| model | parameters | epochs | median time to {target:.2%} | seeds reaching it | final test accuracy "
-        "| seconds per epoch | training images per second |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | parameters | epochs | median time to {target:.2%} | seeds reaching it | validation accuracy "
+        "| final test accuracy | seconds per epoch | training images per second |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in summaries:
         median = row["median_seconds_to_target"]
         lines.append(
             f"| {row['label']} | {row['parameters']:,} | {row['epochs']} "
             f"| {'never' if median is None else f'{median:.1f} s'} | {row['seeds_reached']} of {row['seeds']} "
-            f"| {row['mean_final_accuracy']:.2%} | {row['mean_seconds_per_epoch']:.1f} "
+            f"| {row['mean_val_accuracy']:.2%} | {row['mean_final_accuracy']:.2%} | {row['mean_seconds_per_epoch']:.1f} "
             f"| {row['mean_images_per_second']:,.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ def result(seconds, accuracies=(0.9, 0.99)):
     reached = math.isfinite(seconds)
     return benchmarking.SeedResult(
         label="v", seed=0, target=0.99, seconds_to_target=seconds, epochs_to_target=2 if reached else 0,
-        test_accuracies=accuracies, train_seconds=10.0, train_images=1000, parameters=5,
+        test_accuracies=accuracies, val_accuracy=0.98, train_seconds=10.0, train_images=1000, parameters=5,
     )
 
 
@@ -38,6 +38,7 @@ def test_bench_on_a_tiny_run(tracking, mnist, capsys, tmp_path):
         assert 0 < run["seconds_to_target"] <= run["train_seconds"]
         assert len(run["test_accuracies"]) == 2 and run["final_accuracy"] == run["test_accuracies"][-1]
         assert run["test_accuracies"][run["epochs_to_target"] - 1] >= 0.5
+        assert 0 < run["val_accuracy"] <= 1
     summary = document["summaries"][0]
     times = sorted(run["seconds_to_target"] for run in document["runs"])
     assert summary["median_seconds_to_target"] == pytest.approx(sum(times) / 2)
