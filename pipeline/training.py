@@ -2,11 +2,14 @@
 
 The whole dataset is held in memory (60,000 x 28 x 28 floats is 188 MB). Without
 augmentation Keras feeds those arrays itself; with it, `training_data` builds a
-`tf.data` pipeline that shuffles, batches, varies each batch (`pipeline.augmentation`)
-and prefetches, so the next batch is prepared while this one trains. The validation split is the last `validation`
-training images: the seed validated on its own training set, which says nothing
-about unseen digits, so here every choice made during training looks at this
-held-out split and the test set only gives the final figures.
+`tf.data` pipeline that shuffles, batches, varies each batch
+(`pipeline.augmentation`) and prefetches, so the next batch is prepared while
+this one trains.
+
+The validation split is the last `validation` training images: the seed
+validated on its own training set, which says nothing about unseen digits, so
+here every choice made during training looks at this held-out split and the
+test set only gives the final figures.
 """
 
 import inspect
@@ -182,6 +185,7 @@ def training_data(settings, images, labels):
     """`model.fit`'s data arguments: the arrays themselves, or an augmenting tf.data pipeline."""
     if not settings.augmentation:
         return {"x": images, "y": labels, "batch_size": settings.batch_size}
+
     def varied(number, batch):
         # Each batch's variations come from (seed, batch number), so a run is repeatable.
         batch_images, batch_labels = batch
