@@ -1,0 +1,144 @@
+"""People's images of digits into the MNIST format: 28x28, white ink on black, the digit in a 20x20 box, centred.
+
+MNIST digits were size-normalized to fit a 20x20 box (aspect ratio kept,
+anti-aliased) and centred by their centre of mass in a 28x28 frame. A photo or
+scan of a digit is none of that, so `read` decodes any image Pillow can read
+into grayscale, and `to_mnist` turns it into what the networks were trained on:
+
+1. polarity: dark ink on light paper, or light chalk on a dark board, judged by
+   the image's border, which is mostly background; made white-on-black;
+2. uneven light: the background, estimated by a grey opening wider than any
+   stroke, is subtracted;
+3. contrast: the strokes' brightness is stretched to 1, keeping the grey
+   anti-aliased edges rather than binarizing, and faint paper texture is cut;
+4. crop to the ink, downscale with an anti-aliasing filter to fit 20x20 keeping
+   the aspect ratio, and centre by centre of mass in 28x28.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 50_000_000  # larger images are refused before decoding (decompression bombs)
+WORKING_SIZE = 1024  # the longest side images are reduced to before the cleanup steps
+BOX = 20
+SIZE = 28
+INK_FLOOR = 0.2  # of the strokes' brightness: darker pixels are background texture
+
+
+class ImageError(ValueError):
+    """A file that cannot be read as an image, with the reason in one line."""
+
+
+@dataclass(frozen=True)
+class Digit:
+    image: np.ndarray  # (28, 28) float32 in [0, 1], white on black: what the model sees
+    box: tuple  # (x, y, width, height) of the ink, in the original image's pixels
+    inverted: bool  # whether the original was dark ink on a light background
+
+
+def read(source, max_pixels=MAX_PIXELS):
+    """Decode a path or bytes into a float32 grayscale array in [0, 1] (0 = black), EXIF orientation applied."""
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    if not data:
+        raise ImageError("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width == 0 or height == 0:
+                raise ImageError(f"the image has no pixels ({width} x {height})")
+            if width * height > max_pixels:
+                raise ImageError(f"{width} x {height} pixels is more than the limit of {max_pixels:,}")
+            image.seek(0)  # the first frame of an animation
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return grayscale(image)
+    except UnidentifiedImageError:
+        raise ImageError("not an image (Pillow cannot identify its format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"too many pixels: {error}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, ImageError):
+            raise
+        raise ImageError(f"truncated or corrupt image: {error}") from None
+
+
+def grayscale(image):
+    """Any Pillow mode to float32 luminance in [0, 1]; transparency is composited on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        # 16-bit files are 0-65535; 32-bit integer images are usually 8- or 16-bit data.
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        return np.clip(values / top, 0, 1).astype(np.float32)
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        span = values.max() - values.min()
+        return ((values - values.min()) / span if span else np.zeros_like(values)).astype(np.float32)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def to_mnist(gray):
+    """The MNIST-format Digit in a grayscale image (0 = black); raises ImageError if there is no ink."""
+    from scipy import ndimage
+
+    height, width = gray.shape
+    scale = min(1.0, WORKING_SIZE / max(height, width))
+    working = resized(gray, (max(1, round(width * scale)), max(1, round(height * scale)))) if scale < 1 else gray
+
+    border = np.concatenate([working[0], working[-1], working[:, 0], working[:, -1]])
+    inverted = bool(np.median(border) > 0.5)
+    ink = 1.0 - working if inverted else working
+
+    # A grey opening wider than any stroke keeps only the slowly varying background light.
+    width_of_opening = max(3, round(max(ink.shape) / 3))
+    ink = np.clip(ink - ndimage.grey_opening(ink, size=width_of_opening), 0, None)
+
+    # The strokes' brightness: the brightest ink once isolated specks are filtered out.
+    peak = float(ndimage.median_filter(ink, size=3).max())
+    if peak < 0.1:
+        raise ImageError("no ink found: the image is blank or has too little contrast")
+    ink = np.clip((ink / peak - INK_FLOOR) / (1 - INK_FLOOR), 0, 1)
+
+    rows, columns = np.nonzero(ink)
+    top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+    crop = ink[top:bottom, left:right]
+    fitted = fit_in_box(crop)
+    box = tuple(int(round(value / scale)) for value in (left, top, right - left, bottom - top))
+    return Digit(centred(fitted), box, inverted)
+
+
+def resized(array, size):
+    """Resize a float array in [0, 1] to (width, height) with an anti-aliasing (Lanczos) filter."""
+    image = Image.fromarray(array.astype(np.float32), mode="F")
+    return np.clip(np.asarray(image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)), 0, 1)
+
+
+def fit_in_box(crop):
+    """Scale the ink to fit BOX x BOX, keeping its aspect ratio."""
+    height, width = crop.shape
+    factor = BOX / max(height, width)
+    return resized(crop, (max(1, round(width * factor)), max(1, round(height * factor))))
+
+
+def centred(fitted):
+    """Place the fitted ink in SIZE x SIZE with its centre of mass at the centre."""
+    from scipy import ndimage
+
+    height, width = fitted.shape
+    centre_row, centre_column = ndimage.center_of_mass(fitted)
+    top = int(round(SIZE / 2 - centre_row - 0.5))
+    left = int(round(SIZE / 2 - centre_column - 0.5))
+    top, left = min(max(top, 0), SIZE - height), min(max(left, 0), SIZE - width)
+    frame = np.zeros((SIZE, SIZE), np.float32)
+    frame[top:top + height, left:left + width] = fitted
+    return frame

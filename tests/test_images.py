@@ -1,0 +1,182 @@
+"""Reading people's images and turning them into MNIST-format digits."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import images
+from pipeline.training import scaled
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    return scaled(mnist.test_images[:100])
+
+
+def encoded(array, format="PNG", mode="L", **options):
+    """A grayscale array in [0, 1] as the bytes of an image file in that format and mode."""
+    if mode == "I;16":
+        image = Image.fromarray((np.clip(array, 0, 1) * 65535).astype(np.uint16))
+    else:
+        image = Image.fromarray((np.clip(array, 0, 1) * 255).astype(np.uint8), mode="L").convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def on_paper(digit, size=(300, 400), at=(50, 200), scale=4, gradient=0.3):
+    """A dark-ink digit, enlarged, off-centre, on light paper lit unevenly."""
+    big = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize(
+        (28 * scale, 28 * scale), Image.Resampling.BILINEAR)) / 255.0
+    canvas = np.zeros(size)
+    canvas[at[0]:at[0] + big.shape[0], at[1]:at[1] + big.shape[1]] = big
+    paper = 0.95 - gradient * np.linspace(0, 1, size[1])[None, :] - gradient / 3 * np.linspace(0, 1, size[0])[:, None]
+    return (paper * (1 - 0.85 * canvas)).astype(np.float32)
+
+
+def similarity(first, second):
+    """Cosine similarity after a one-pixel blur: a thin stroke moved by a pixel is still the same digit."""
+    from scipy import ndimage
+
+    first, second = ndimage.gaussian_filter(first, 1.0), ndimage.gaussian_filter(second, 1.0)
+    return float(np.sum(first * second) / np.sqrt(np.sum(first ** 2) * np.sum(second ** 2)))
+
+
+def test_an_mnist_digit_passes_nearly_unchanged(digits):
+    scores = []
+    for digit in digits:
+        result = images.to_mnist(digit)
+        assert result.image.shape == (28, 28) and result.image.dtype == np.float32
+        assert not result.inverted
+        scores.append(similarity(result.image, digit))
+    # Thin ones move by up to a pixel as they are re-centred: still the same digit.
+    assert np.median(scores) > 0.9 and min(scores) > 0.7, (np.median(scores), min(scores))  # measured: 0.92, 0.76
+
+
+def test_a_network_reads_the_prepared_digits_like_the_originals(mnist):
+    """What matters: the network's answers on MNIST digits drawn dark on unevenly lit paper."""
+    from pipeline import training
+
+    splits = training.split(mnist, validation=1000, subset=20000)
+    network, _ = training.fit(training.Settings.for_version(4, subset=20000, validation=1000), splits, verbose=0)
+    originals, labels = splits.test_images[:300], splits.test_labels[:300]
+    prepared = np.array([images.to_mnist(on_paper(digit)).image for digit in originals])
+
+    def accuracy(batch):
+        return (training.predict(network, batch).argmax(axis=1) == labels).mean()
+
+    assert accuracy(prepared) >= accuracy(originals) - 0.02
+
+
+@pytest.mark.parametrize("variation", ["inverted", "shifted", "scaled up", "on uneven paper"])
+def test_variations_give_nearly_the_same_input(digits, variation):
+    make = {
+        "inverted": lambda digit: 1 - digit,
+        "shifted": lambda digit: np.pad(digit, ((5, 40), (60, 3))),
+        "scaled up": lambda digit: np.asarray(Image.fromarray(digit, mode="F").resize(
+            (140, 140), Image.Resampling.BILINEAR)),
+        "on uneven paper": on_paper,
+    }[variation]
+    scores = [similarity(images.to_mnist(make(digit)).image, images.to_mnist(digit).image) for digit in digits]
+    assert np.median(scores) > 0.9 and min(scores) > 0.7, (np.median(scores), min(scores))
+
+
+def test_the_box_is_where_the_ink_is_in_the_original(digits):
+    paper = on_paper(digits[0], at=(50, 200), scale=4)
+    result = images.to_mnist(paper)
+    assert result.inverted
+    rows, columns = np.nonzero(digits[0] > 0.3)
+    x, y, width, height = result.box
+    assert abs(x - (200 + 4 * columns.min())) <= 6 and abs(y - (50 + 4 * rows.min())) <= 6
+    assert abs(width - 4 * (columns.max() - columns.min() + 1)) <= 10
+    assert abs(height - 4 * (rows.max() - rows.min() + 1)) <= 10
+
+
+def test_the_digit_fills_a_20_pixel_box_centred_by_mass(digits):
+    result = images.to_mnist(on_paper(digits[1])).image
+    rows, columns = np.nonzero(result)
+    assert max(rows.max() - rows.min(), columns.max() - columns.min()) + 1 in (20, 21)
+    mass_row = (result.sum(axis=1) * np.arange(28)).sum() / result.sum()
+    mass_column = (result.sum(axis=0) * np.arange(28)).sum() / result.sum()
+    assert abs(mass_row - 13.5) <= 1 and abs(mass_column - 13.5) <= 1
+
+
+@pytest.mark.parametrize("format, mode", [
+    ("PNG", "L"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "I;16"),
+    ("JPEG", "L"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"), ("WEBP", "RGB"), ("TIFF", "L"), ("TIFF", "RGB"),
+])
+def test_every_format_and_mode_reads_the_same(digits, format, mode):
+    paper = on_paper(digits[2])
+    gray = images.read(encoded(paper, format, mode))
+    assert gray.shape == paper.shape and gray.dtype == np.float32
+    assert np.abs(gray - paper).mean() < 0.03
+    assert similarity(images.to_mnist(gray).image, images.to_mnist(paper).image) > 0.95
+
+
+def test_transparent_pixels_are_white_paper(digits):
+    ink = (digits[3] > 0.5).astype(np.uint8) * 255
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., 3] = ink  # black ink where opaque, transparent elsewhere
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
+    gray = images.read(buffer.getvalue())
+    assert gray[0, 0] == 1.0 and gray[ink > 0].max() == 0.0
+    assert images.to_mnist(gray).inverted
+
+
+def test_exif_orientation_is_applied(digits):
+    paper = on_paper(digits[4])
+    rotated = Image.fromarray((paper * 255).astype(np.uint8)).rotate(90, expand=True)  # stored turned
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
+    buffer = io.BytesIO()
+    rotated.save(buffer, format="JPEG", exif=exif, quality=95)
+    gray = images.read(buffer.getvalue())
+    assert gray.shape == paper.shape
+    assert np.abs(gray - paper).mean() < 0.03
+
+
+def test_the_first_frame_of_an_animation(digits):
+    frames = [Image.fromarray((on_paper(digit) * 255).astype(np.uint8)) for digit in digits[5:7]]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    assert np.abs(images.read(buffer.getvalue()) - on_paper(digits[5])).mean() < 0.03
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty file"),
+    (b"hello, this is text", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image"),
+])
+def test_unreadable_files_get_one_line_reasons(data, message):
+    with pytest.raises(images.ImageError, match=message):
+        images.read(data)
+
+
+def test_a_truncated_file_is_refused(digits):
+    data = encoded(on_paper(digits[0]), "PNG")
+    with pytest.raises(images.ImageError, match="truncated or corrupt"):
+        images.read(data[: len(data) // 2])
+
+
+def test_too_many_pixels_are_refused_before_decoding():
+    data = encoded(np.zeros((2000, 3000)), "PNG")  # small on disk, 6 million pixels
+    with pytest.raises(images.ImageError, match="2000 x 2000|3000 x 2000 pixels is more than the limit of 1,000,000"):
+        images.read(data, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("picture", [np.ones((50, 50)), np.zeros((50, 50)), np.full((50, 50), 0.5)])
+def test_a_blank_image_has_no_ink(picture):
+    with pytest.raises(images.ImageError, match="no ink found"):
+        images.to_mnist(picture.astype(np.float32))
+
+
+def test_a_large_photo_is_reduced_and_its_box_given_in_its_own_pixels(digits):
+    paper = on_paper(digits[8], size=(2400, 3200), at=(900, 1500), scale=20, gradient=0.2)
+    result = images.to_mnist(paper)
+    rows, columns = np.nonzero(digits[8] > 0.3)
+    x, y, width, height = result.box
+    assert abs(x - (1500 + 20 * columns.min())) <= 30 and abs(y - (900 + 20 * rows.min())) <= 30
+    assert similarity(result.image, images.to_mnist(digits[8]).image) > 0.9
