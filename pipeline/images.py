@@ -13,6 +13,11 @@ into grayscale, and `to_mnist` turns it into what the networks were trained on:
    anti-aliased edges rather than binarizing, and faint paper texture is cut;
 4. crop to the ink, downscale with an anti-aliasing filter to fit 20x20 keeping
    the aspect ratio, and centre by centre of mass in 28x28.
+
+An image that cannot hold one digit is refused with `NotADigit` and a short
+reason: no ink, ink touching all four borders or covering nearly half the image
+(a texture or a photo, not a digit on a background), or far too many separate
+marks.
 """
 
 import io
@@ -28,10 +33,16 @@ WORKING_SIZE = 1024  # the longest side images are reduced to before the cleanup
 BOX = 20
 SIZE = 28
 INK_FLOOR = 0.2  # of the strokes' brightness: darker pixels are background texture
+MAX_MARKS = 12  # separate marks of ink (specks aside) that one digit may be made of
+MAX_COVER = 0.45  # of the image: more ink than that is not a digit on a background
 
 
 class ImageError(ValueError):
     """A file that cannot be read as an image, with the reason in one line."""
+
+
+class NotADigit(ValueError):
+    """An image that was read but cannot hold one digit; the message is the short reason."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ def grayscale(image):
 
 
 def to_mnist(gray):
-    """The MNIST-format Digit in a grayscale image (0 = black); raises ImageError if there is no ink."""
+    """The MNIST-format Digit in a grayscale image (0 = black); raises NotADigit, with the reason, if it holds none."""
     from scipy import ndimage
 
     height, width = gray.shape
@@ -106,8 +117,9 @@ def to_mnist(gray):
     # The strokes' brightness: the brightest ink once isolated specks are filtered out.
     peak = float(ndimage.median_filter(ink, size=3).max())
     if peak < 0.1:
-        raise ImageError("no ink found: the image is blank or has too little contrast")
+        raise NotADigit("no ink: the image is blank or has too little contrast")
     ink = np.clip((ink / peak - INK_FLOOR) / (1 - INK_FLOOR), 0, 1)
+    refuse_non_digits(ink)
 
     rows, columns = np.nonzero(ink)
     top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
@@ -115,6 +127,22 @@ def to_mnist(gray):
     fitted = fit_in_box(crop)
     box = tuple(int(round(value / scale)) for value in (left, top, right - left, bottom - top))
     return Digit(centred(fitted), box, inverted)
+
+
+def refuse_non_digits(ink):
+    """Raise NotADigit for ink that cannot be one digit on a background."""
+    from scipy import ndimage
+
+    strong = ink > 0.5
+    if strong[0].any() and strong[-1].any() and strong[:, 0].any() and strong[:, -1].any():
+        raise NotADigit("ink touches all four borders: a texture or a picture, not a digit on paper")
+    if strong.mean() > MAX_COVER:
+        raise NotADigit(f"ink covers {strong.mean():.0%} of the image: a texture or a picture, not a digit on paper")
+    labels, count = ndimage.label(strong)
+    sizes = np.bincount(labels.ravel())[1:]
+    speck = max(4, strong.size // 20000)  # pixels
+    if (sizes > speck).sum() > MAX_MARKS:
+        raise NotADigit(f"{(sizes > speck).sum()} separate marks: too many for one digit")
 
 
 def resized(array, size):

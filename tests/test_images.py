@@ -169,8 +169,26 @@ def test_too_many_pixels_are_refused_before_decoding():
 
 @pytest.mark.parametrize("picture", [np.ones((50, 50)), np.zeros((50, 50)), np.full((50, 50), 0.5)])
 def test_a_blank_image_has_no_ink(picture):
-    with pytest.raises(images.ImageError, match="no ink found"):
+    with pytest.raises(images.NotADigit, match="no ink"):
         images.to_mnist(picture.astype(np.float32))
+
+
+def test_noise_and_textures_are_not_digits():
+    noise = np.random.default_rng(0).random((200, 200)).astype(np.float32)
+    with pytest.raises(images.NotADigit, match="all four borders|separate marks"):
+        images.to_mnist(noise)
+    stripes = np.tile((np.arange(200) // 10 % 2).astype(np.float32), (200, 1))
+    with pytest.raises(images.NotADigit, match="ink covers 50% of the image"):
+        images.to_mnist(stripes)
+
+
+def test_scattered_dots_are_not_a_digit():
+    page = np.ones((300, 300), np.float32)
+    for row in range(30, 280, 50):
+        for column in range(30, 280, 50):
+            page[row:row + 6, column:column + 6] = 0.0  # 25 dots of ink
+    with pytest.raises(images.NotADigit, match="25 separate marks"):
+        images.to_mnist(page)
 
 
 def test_a_large_photo_is_reduced_and_its_box_given_in_its_own_pixels(digits):
