@@ -90,7 +90,7 @@ def test_bad_versions_list_in_main(capsys):
 def test_entry_points_import_without_tensorflow():
     """`--help` and argument errors stay instant: TensorFlow loads only once work starts."""
     result = run_cli("python", "-c", "import sys, pipeline.main, pipeline.prep, pipeline.train, pipeline.evaluate, "
-                     "pipeline.promote, pipeline.search, pipeline.ensemble, pipeline.bench, pipeline.report; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+                     "pipeline.promote, pipeline.search, pipeline.ensemble, pipeline.bench, pipeline.report, pipeline.predict; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     assert result.stdout.strip() == "[]"
 
 
