@@ -92,7 +92,9 @@ def validation_curves(client, runs):
         errors = [max(1 - point.value, 1e-4) for point in history]
         axes.plot(steps, errors, marker=".", label=f"{run['tags.mlflow.runName']} ({run['run_id'][:8]})")
     axes.set_yscale("log")
-    axes.yaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:.1%}"))
+    percent = plt.FuncFormatter(lambda value, _: f"{value:.1%}")
+    axes.yaxis.set_major_formatter(percent)
+    axes.yaxis.set_minor_formatter(percent)
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation error (log scale)")
     axes.grid(alpha=0.3, which="both")
@@ -113,9 +115,11 @@ def confusion_matrices(matrices, titles):
         errors = matrix.astype(float).copy()
         np.fill_diagonal(errors, np.nan)
         axes.imshow(errors, cmap="Reds", vmin=0)
+        darkest = np.nanmax(errors) if np.isfinite(errors).any() else 0
         for (row, column), count in np.ndenumerate(matrix):
             if row != column and count:
-                axes.text(column, row, str(count), ha="center", va="center", fontsize=6)
+                axes.text(column, row, str(count), ha="center", va="center", fontsize=6,
+                          color="white" if count > darkest / 2 else "black")
         axes.set_xticks(range(matrix.shape[1]))
         axes.set_yticks(range(matrix.shape[0]))
         axes.tick_params(labelsize=6)
@@ -135,10 +139,10 @@ def hardest_digits(predictions, test_images):
     captions = []
     for row in hardest:
         said = pd.Series([table["predicted"].iat[row] for table in predictions]).value_counts().index[0]
-        captions.append(f"#{indices[row]}: {labels[row]}, {counts[row]}/{len(predictions)} wrong, mostly {said}")
+        captions.append(f"#{indices[row]} {labels[row]}→{said}\n{counts[row]} of {len(predictions)} wrong")
     return figures.digit_grid(
-        test_images[indices[hardest]], captions, columns=6,
-        title="test digits most models get wrong (true label, how many wrong, most common answer)",
+        test_images[indices[hardest]], captions, columns=8,
+        title="test digits most models get wrong: #index, true label→most common answer",
     )
 
 
