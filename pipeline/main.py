@@ -1,4 +1,4 @@
-"""Entry point `main` (what `mlflow run .` runs): prep, train versions 1, 2 and 3, promote the best.
+"""Entry point `main` (what `mlflow run .` runs): prep, train versions 1 to 4, promote the best.
 
     mlflow run . --env-manager local
     mlflow run . -P versions=1,2 -P epochs=1 -P subset=5000 --env-manager local
@@ -21,7 +21,7 @@ COMMIT_TAG = "mlflow.source.git.commit"
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pipeline.main", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--versions", default="1,2,3", help="comma-separated version numbers (default 1,2,3)")
+    parser.add_argument("--versions", default="1,2,3,4", help="comma-separated version numbers (default 1,2,3,4)")
     parser.add_argument("--epochs", type=non_negative_int, default=0, help="0 = each version's own (default)")
     parser.add_argument("--subset", type=non_negative_int, default=0, help="first N images only; 0 = all (default)")
     parser.add_argument("--validation", type=positive_int, default=5000,
