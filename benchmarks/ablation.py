@@ -1,7 +1,7 @@
 """Which training techniques pay for themselves on this machine: version 4 with one thing changed at a time.
 
     python benchmarks/ablation.py --seeds 3
-    python benchmarks/ablation.py --seeds 3 --intra-op-threads 1
+    python benchmarks/ablation.py --seeds 3 --intra-op-threads 1 --only "version 4 as it is"
 
 Each row is version 4's recipe with one setting (or its layer widths) changed, trained once per seed
 through the same `pipeline.training.fit` as every run, timed like `bench` (the
@@ -37,6 +37,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--target", type=float, default=0.9915)
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0 = TensorFlow's default (one per core)")
+    parser.add_argument("--only", action="append", choices=list(VARIANTS), help="run just this variant (repeatable)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -51,7 +52,8 @@ def main():
     print(f"| version 4 with | parameters | median time to {args.target:.2%} | reached | validation accuracy "
           "| final test accuracy | seconds per epoch |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, (change, architecture) in VARIANTS.items():
+    for label in args.only or VARIANTS:
+        change, architecture = VARIANTS[label]
         results = [
             benchmarking.time_to_target(replace(training.Settings.for_version(4, seed=seed), **change),
                                         splits, args.target, label=label, architecture=architecture)
