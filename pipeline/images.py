@@ -98,8 +98,17 @@ def grayscale(image):
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
-def to_mnist(gray):
-    """The MNIST-format Digit in a grayscale image (0 = black); raises NotADigit, with the reason, if it holds none."""
+@dataclass(frozen=True)
+class Ink:
+    """An image's ink, white on black, cleaned (steps 1-3), at the working resolution."""
+
+    map: np.ndarray  # float32 in [0, 1]
+    scale: float  # working pixels per original pixel (1, or less for large images)
+    inverted: bool
+
+
+def ink_of(gray):
+    """Steps 1-3 of the module's list; raises NotADigit if there is no ink."""
     from scipy import ndimage
 
     height, width = gray.shape
@@ -118,19 +127,65 @@ def to_mnist(gray):
     peak = float(ndimage.median_filter(ink, size=3).max())
     if peak < 0.1:
         raise NotADigit("no ink: the image is blank or has too little contrast")
-    ink = np.clip((ink / peak - INK_FLOOR) / (1 - INK_FLOOR), 0, 1)
-    refuse_non_digits(ink)
+    ink = np.clip((ink / peak - INK_FLOOR) / (1 - INK_FLOOR), 0, 1).astype(np.float32)
+    return Ink(ink, scale, inverted)
 
-    rows, columns = np.nonzero(ink)
+
+def to_mnist(gray):
+    """The MNIST-format Digit in a grayscale image (0 = black); raises NotADigit, with the reason, if it holds none."""
+    ink = ink_of(gray)
+    refuse_non_digits(ink.map, MAX_MARKS, "one digit")
+    return digit_from(ink, ink.map)
+
+
+def digits_in(gray):
+    """Each digit of a whole number, left to right, as MNIST-format Digits; raises NotADigit if there are none.
+
+    Digits are groups of connected ink: pieces that overlap horizontally (the
+    strokes of a 4 or a 5 drawn apart) are one digit, specks are dropped, and
+    digits that almost touch stay apart as long as ink does not join them.
+    """
+    ink = ink_of(gray)
+    refuse_non_digits(ink.map, MAX_MARKS * 4, "a number")
+    return [digit_from(ink, ink.map * mask) for mask in digit_masks(ink.map)]
+
+
+def digit_masks(ink):
+    """Boolean masks of the ink of each digit, ordered left to right."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    pieces = [
+        (slices[1].start, slices[1].stop, slices[0].start, slices[0].stop, number + 1)
+        for number, slices in enumerate(ndimage.find_objects(labels))
+    ]
+    tallest = max(bottom - top for _, _, top, bottom, _ in pieces)
+    # Specks: pieces much smaller than the tallest in both directions.
+    pieces = [piece for piece in pieces if max(piece[1] - piece[0], piece[3] - piece[2]) >= tallest / 5]
+    groups = []  # [left, right, [label numbers]]
+    for left, right, _, _, number in sorted(pieces):
+        if groups:
+            last = groups[-1]
+            overlap = min(right, last[1]) - max(left, last[0])
+            if overlap > 0.5 * min(right - left, last[1] - last[0]):
+                last[1] = max(last[1], right)
+                last[2].append(number)
+                continue
+        groups.append([left, right, [number]])
+    return [np.isin(labels, numbers) for _, _, numbers in groups]
+
+
+def digit_from(ink, selected):
+    """Step 4: crop `selected` (ink, or part of it), fit it in 20x20 and centre it in 28x28."""
+    rows, columns = np.nonzero(selected)
     top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
-    crop = ink[top:bottom, left:right]
-    fitted = fit_in_box(crop)
-    box = tuple(int(round(value / scale)) for value in (left, top, right - left, bottom - top))
-    return Digit(centred(fitted), box, inverted)
+    fitted = fit_in_box(selected[top:bottom, left:right])
+    box = tuple(int(round(value / ink.scale)) for value in (left, top, right - left, bottom - top))
+    return Digit(centred(fitted), box, ink.inverted)
 
 
-def refuse_non_digits(ink):
-    """Raise NotADigit for ink that cannot be one digit on a background."""
+def refuse_non_digits(ink, max_marks, holding):
+    """Raise NotADigit for ink that cannot be `holding` ("one digit", "a number") on a background."""
     from scipy import ndimage
 
     strong = ink > 0.5
@@ -141,8 +196,8 @@ def refuse_non_digits(ink):
     labels, count = ndimage.label(strong)
     sizes = np.bincount(labels.ravel())[1:]
     speck = max(4, strong.size // 20000)  # pixels
-    if (sizes > speck).sum() > MAX_MARKS:
-        raise NotADigit(f"{(sizes > speck).sum()} separate marks: too many for one digit")
+    if (sizes > speck).sum() > max_marks:
+        raise NotADigit(f"{(sizes > speck).sum()} separate marks: too many for {holding}")
 
 
 def resized(array, size):

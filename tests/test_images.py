@@ -198,3 +198,53 @@ def test_a_large_photo_is_reduced_and_its_box_given_in_its_own_pixels(digits):
     x, y, width, height = result.box
     assert abs(x - (1500 + 20 * columns.min())) <= 30 and abs(y - (900 + 20 * rows.min())) <= 30
     assert similarity(result.image, images.to_mnist(digits[8]).image) > 0.9
+
+
+def written_number(mnist, indices, gaps, height=200):
+    """MNIST test digits side by side (each trimmed to its ink, `gaps` pixels apart) on paper, with their boxes."""
+    columns, boxes, left = [], [], 20
+    for index, gap in zip(indices, gaps):
+        digit = mnist.test_images[index] / 255.0
+        used = np.nonzero(digit.max(axis=0) > 0)[0]
+        piece = digit[:, used.min():used.max() + 1]
+        rows = np.nonzero(piece.max(axis=1) > 0)[0]
+        boxes.append((left, rows.min(), piece.shape[1], rows.max() - rows.min() + 1))
+        columns += [piece, np.zeros((28, gap))]
+        left += piece.shape[1] + gap
+    strip = np.pad(np.concatenate(columns, axis=1), ((0, 0), (20, 20)))
+    scale = height / 28
+    big = np.asarray(Image.fromarray(strip.astype(np.float32), mode="F").resize(
+        (round(strip.shape[1] * scale), height), Image.Resampling.BILINEAR))
+    paper = (0.9 - 0.2 * np.linspace(0, 1, big.shape[1])[None, :]) * (1 - 0.9 * np.clip(big, 0, 1))
+    return paper.astype(np.float32), [tuple(round(value * scale) for value in box) for box in boxes]
+
+
+@pytest.mark.parametrize("gap", [2, 12])  # pixels of 28: almost touching, spaced
+def test_a_whole_number_is_split_into_its_digits_left_to_right(mnist, gap):
+    indices = list(range(10, 22))  # twelve digits
+    paper, boxes = written_number(mnist, indices, [gap] * len(indices))
+    found = images.digits_in(paper)
+    assert len(found) == len(indices)
+    for digit, (x, y, width, height) in zip(found, boxes):
+        assert digit.image.shape == (28, 28) and digit.inverted
+        found_x, found_y, found_width, found_height = digit.box
+        assert abs(found_x - x) <= 10 and abs(found_y - y) <= 10
+        assert abs(found_width - width) <= 14 and abs(found_height - height) <= 14
+
+
+def test_the_pieces_of_a_digit_stay_together():
+    five = np.zeros((28, 28), np.float32)
+    five[3:6, 9:22] = 1.0  # the top bar, drawn as a stroke of its own
+    five[7:14, 8:11] = 1.0  # the rest in one stroke: down,
+    five[12:15, 8:20] = 1.0  # right,
+    five[12:23, 17:20] = 1.0  # down
+    five[20:23, 7:20] = 1.0  # and back left
+    paper = 1 - np.pad(np.concatenate([five, np.zeros((28, 6)), five], axis=1), 20)
+    found = images.digits_in(paper.astype(np.float32))
+    assert [digit.box[1] for digit in found] == [23, 23]  # each from its top bar down
+
+
+def test_specks_are_not_digits(mnist):
+    paper, _ = written_number(mnist, [10, 11], [8, 0])
+    paper[5:8, 5:8] = 0.0  # a speck of dust in the corner
+    assert len(images.digits_in(paper)) == 2

@@ -83,3 +83,24 @@ def test_threshold_rejects_unsure_answers_and_lines_say_so(model_uri, files):
 def test_a_bad_threshold_is_refused():
     result = run_cli("python", "-m", "pipeline.predict", "x.png", "--threshold", "2", check=False)
     assert result.returncode == 2 and "expected a number between 0 and 1" in result.stderr
+
+
+def test_a_whole_number_is_read_digit_by_digit(model_uri, mnist, tmp_path):
+    from test_images import written_number
+
+    indices = list(range(30, 36))
+    paper, boxes = written_number(mnist, indices, [4] * len(indices))
+    path = tmp_path / "number.png"
+    path.write_bytes(encoded(paper, "PNG"))
+    result = predict(model_uri, path, "--number", "--json", "--show", tmp_path / "seen.png")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (answer,) = json.loads(result.stdout)
+    assert answer["digit"] is None and len(answer["digits"]) == len(indices)
+    expected = "".join(str(label) for label in mnist.test_labels[indices])
+    read = "".join(str(digit["digit"]) for digit in answer["digits"])
+    assert sum(a == b for a, b in zip(read, expected)) >= len(expected) - 1, (read, expected)
+    assert answer["number"] in (None, read)
+    for digit, (x, y, width, height) in zip(answer["digits"], boxes):
+        assert abs(digit["box"][0] - x) <= 10 and len(digit["box"]) == 4
+    plain = predict(model_uri, path, "--number").stdout.strip()
+    assert plain.startswith(f"{path}: ")
