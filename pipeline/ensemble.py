@@ -79,9 +79,11 @@ def main(argv=None):
     networks = [network for model in loaded for network in model.unwrap_python_model().networks]
 
     with mlflow.start_run(run_name=f"ensemble of {len(runs)}"):
-        tracking.log_params({"runs": ",".join(args.runs), "members": len(networks), "tta": args.tta,
-                             "dataset": dataset.name,
-                             "validation": params["validation"], "subset": params["subset"]})
+        tracking.log_params({
+            "runs": ",".join(args.runs), "members": len(networks), "tta": args.tta, "dataset": dataset.name,
+            "validation": params["validation"], "subset": params["subset"],
+            "parameters": sum(network.count_params() for network in networks),
+        })
         versions = sorted({run.data.tags.get("version", "?") for run in runs})
         mlflow.set_tags({
             **tracking.environment_tags(),
