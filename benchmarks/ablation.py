@@ -24,6 +24,7 @@ VARIANTS = {
     "no label smoothing": ({"label_smoothing": 0.0}, None),
     "weights averaged (EMA, momentum 0.99)": ({"ema": 0.99}, None),
     "constant learning rate 0.001 (the seed's)": ({"schedule": "constant", "learning_rate": 0.001}, None),
+    "batch normalization after each convolution": ({}, {"batch_norm": True}),
     "augmented (version 5's variations)": ({"augmentation": versions.get(5).recipe["augmentation"]}, None),
     "1 epoch instead of 2": ({"epochs": 1}, None),
     "3 epochs instead of 2": ({"epochs": 3}, None),
