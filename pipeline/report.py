@@ -55,7 +55,7 @@ def main(argv=None):
     write_atomically(output / "report.md", reporting.markdown(report, experiment).encode())
     write_atomically(output / "report.html", reporting.html_document(report, experiment).encode())
     with mlflow.start_run(run_name="report"):
-        mlflow.log_param("experiment", experiment)
+        mlflow.set_tag("reported_experiment", experiment)  # the parameter may be "" (the current one)
         mlflow.log_artifacts(str(output), "report")
     print(reporting.formatted(report.table).to_string(index=False))
     print(f"report: {output / 'report.md'} and {output / 'report.html'}")

@@ -6,17 +6,18 @@ import re
 import mlflow
 import pytest
 
+from conftest import mlflow_run
 from pipeline import report, reporting
 
 FIGURES = {"validation_curves.png", "confusion_matrices.png", "hardest_digits.png"}
 
 
-def test_report_on_two_tiny_runs(two_tiny_runs, tmp_path, capsys):
+def test_report_on_two_tiny_runs(two_tiny_runs, tmp_path):
     client = mlflow.MlflowClient()
     with mlflow.start_run(run_name="evaluate"):  # a run without a model is left out
         mlflow.log_metric("test_accuracy", 0.5)
     output = tmp_path / "report"
-    report.main(["--experiment", "tests", "--output-dir", str(output)])
+    mlflow_run("report", experiment="tests", output_dir=output)
 
     assert {path.name for path in (output / "figures").iterdir()} == FIGURES
     for name in FIGURES:
@@ -40,7 +41,7 @@ def test_report_on_two_tiny_runs(two_tiny_runs, tmp_path, capsys):
         assert row["parameters"] == 101770 and row["epochs"] == 1
         assert row["seed_test_accuracy"] == 0.9762  # the seed's published figure for version 1
         assert f"| {run.data.metrics['test_accuracy']:.2%} |" in markdown
-    logged = mlflow.search_runs(filter_string="tags.mlflow.runName = 'report'", output_format="list")
+    logged = mlflow.search_runs(filter_string="tags.reported_experiment = 'tests'", output_format="list")
     artifacts = {item.path for item in client.list_artifacts(logged[0].info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/figures"} <= artifacts
 
