@@ -24,6 +24,7 @@ TABLE_COLUMNS = {
     "run": "run",
     "version": "version",
     "name": "name",
+    "seed": "seed",
     "parameters": "parameters",
     "epochs": "epochs",
     "train_seconds": "training time (s)",
@@ -66,7 +67,9 @@ def table(runs):
     rows = pd.DataFrame({
         "run": column("mlflow.runName", "tags"),
         "version": column("version", "tags"),
-        "name": column("version_name", "tags"),
+        "name": column("version_name", "tags").where(column("tta", "params") != "True",
+                                                    column("version_name", "tags") + ", test-time shifts"),
+        "seed": column("seed", "params"),
         "parameters": pd.to_numeric(column("parameters", "params"), errors="coerce"),
         "epochs": pd.to_numeric(column("epochs", "params"), errors="coerce"),
         "train_seconds": column("train_seconds"),

@@ -31,8 +31,9 @@ def test_report_on_two_tiny_runs(two_tiny_runs, tmp_path):
 
     rows = reporting.table(reporting.model_runs("tests"))
     assert len(rows) == 2
-    for run_id in two_tiny_runs:
+    for seed, run_id in enumerate(two_tiny_runs):
         row = rows.loc[run_id[:8]]
+        assert row["seed"] == str(seed) and row["name"] == "mlp"
         run = client.get_run(run_id)
         assert row["test_accuracy"] == run.data.metrics["test_accuracy"]
         assert row["val_accuracy"] == run.data.metrics["val_accuracy"]
