@@ -67,7 +67,8 @@ def table(runs):
     rows = pd.DataFrame({
         "run": column("mlflow.runName", "tags"),
         "version": column("version", "tags"),
-        "name": column("version_name", "tags").where(column("tta", "params") != "True",
+        # `mlflow run` logs -P tta=true as typed; the module logs True.
+        "name": column("version_name", "tags").where(column("tta", "params").astype(str).str.lower() != "true",
                                                     column("version_name", "tags") + ", test-time shifts"),
         "seed": column("seed", "params"),
         "parameters": pd.to_numeric(column("parameters", "params"), errors="coerce"),
