@@ -99,6 +99,7 @@ def fast_space(trial):
         "filters2": trial.suggest_int("filters2", 16, 64, step=16),
         "filters3": trial.suggest_int("filters3", 32, 128, step=32),
         "units": trial.suggest_int("units", 32, 256, log=True),
+        "batch_norm": trial.suggest_categorical("batch_norm", [False, True]),
         "learning_rate": trial.suggest_float("learning_rate", 2e-3, 1e-2, log=True),
     }
 
