@@ -21,6 +21,14 @@ def positive_float(text):
     return _number(text, float, "a finite number above 0", lambda value: math.isfinite(value) and value > 0)
 
 
+def accuracy(text):
+    return _number(text, float, "an accuracy between 0 and 1", lambda value: 0 < value <= 1)
+
+
+def probability(text):
+    return _number(text, float, "a number between 0 and 1", lambda value: 0 <= value <= 1)
+
+
 def boolean(text):
     lowered = text.strip().lower()
     if lowered in ("true", "1", "yes", "on"):

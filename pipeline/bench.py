@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from pipeline import versions
-from pipeline.arguments import boolean, non_negative_int, option, positive_int
+from pipeline.arguments import accuracy, boolean, non_negative_int, option, positive_int
 
 PEERS = (3, 0, 4, 5)
 
@@ -44,16 +44,6 @@ def parse(argv):
     if args.version not in versions.VERSIONS:
         parser.error(f"argument --version: {args.version} is not a version")
     return args
-
-
-def accuracy(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected an accuracy between 0 and 1, got {text!r}")
-    return value
 
 
 def main(argv=None):

@@ -10,7 +10,6 @@ the final accuracy is recorded too.
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -133,15 +132,10 @@ def machine():
     """The processor and thread count the numbers were measured with."""
     import tensorflow as tf
 
-    processor = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-        processor = names[0] if names else processor
-    except OSError:
-        pass
+    from pipeline.tracking import cpu_name
+
     return {
-        "processor": processor,
+        "processor": cpu_name(),
         "cores": os.cpu_count(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "tensorflow": tf.__version__,

@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.arguments import option
+from pipeline.arguments import option, probability
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -43,16 +43,6 @@ def parse(argv):
     parser.add_argument(*option("show"), metavar="PNG", default="",
                         help="also write the 28x28 images the model saw, side by side, to this PNG")
     return parser.parse_args(argv)
-
-
-def probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
 
 
 def answer(file, probabilities, threshold):
