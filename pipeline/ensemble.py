@@ -77,6 +77,8 @@ def main(argv=None):
     arrays = datasets.load(dataset)
     splits = training.split(arrays, int(params["validation"]), int(params["subset"]))
     networks = [network for model in loaded for network in model.unwrap_python_model().networks]
+    if len({network.output_shape[-1] for network in networks}) > 1:
+        sys.exit("ensemble: the members answer different classes (some have a \"not a digit\" class)")
 
     with mlflow.start_run(run_name=f"ensemble of {len(runs)}"):
         tracking.log_params({
@@ -106,7 +108,7 @@ def main(argv=None):
             served_model.average_probabilities(networks, splits.test_images, args.tta),
             splits.test_images, splits.test_labels, dataset.classes, title=f"ensemble of {len(runs)}",
         )
-        info = served_model.log(networks, splits.test_images[:3],
+        info = served_model.log(networks, splits.test_images[:3], (splits.validation_images, splits.validation_labels),
                                 tracking.REGISTERED_MODEL if args.register else None, tta=args.tta)
         model_version = None
         if args.register:

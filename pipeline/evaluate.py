@@ -44,7 +44,7 @@ def main(argv=None):
         count = args.subset or len(arrays.test_labels)
         images = training.scaled(arrays.test_images[:count])
         result = evaluation.log_test_evaluation(
-            model.predict(images), images, arrays.test_labels[:count], dataset.classes, title=args.model_uri
+            model.unwrap_python_model().probabilities(images), images, arrays.test_labels[:count], dataset.classes, title=args.model_uri
         )
     print(f"{args.model_uri}: test accuracy {result.accuracy:.2%}, {result.errors} errors "
           f"in {len(result.labels)} images, loss {result.loss:.4f}")

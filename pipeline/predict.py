@@ -5,19 +5,19 @@
     python -m pipeline.predict digit.png --model models:/mnist/3 --show seen.png
     python -m pipeline.predict house-number.jpg --number
 
-Each image (any format Pillow reads) is turned into the MNIST format
-(`pipeline.images`) and classified. One line per image, or with `--json` a JSON
-array on stdout, one object per image: `file`, `digit` (null when rejected),
-`confidence`, `probabilities` (ten), `rejected` and `reason`. An image is
-rejected when it cannot hold a digit (no ink, a texture, scattered marks) or
-when the model's confidence is below `--threshold`. With `--number` the image
-holds a whole number: each object also has `number` (the digits as a string)
-and `digits` (each with `digit`, `confidence` and `box` = [x, y, width, height]
-in the image's pixels, left to right); `digit` and `probabilities` are null,
-`confidence` is the least confident digit's, and the number is rejected if any
-digit is. A file that cannot be read
-gets a one-line error naming it on stderr; the others are still read, and the
-exit status is 1.
+Each image (any format Pillow reads) goes to the model as the served model's
+base64 payload does, so the answers are the server's (`pipeline.reading`). One
+line per image, or with `--json` a JSON array on stdout, one object per image:
+`file`, `digit` (null when rejected), `confidence`, `probabilities` (ten),
+`rejected` and `reason`. An image is rejected when it cannot hold a digit (no
+ink, a texture, scattered marks), when the model calls it "not a digit", or
+when its calibrated confidence is below `--threshold`. With `--number` the
+image holds a whole number: each object also has `number` (the digits as a
+string) and `digits` (each with `digit`, `confidence` and `box` = [x, y, width,
+height] in the image's pixels, left to right); `digit` and `probabilities` are
+null, `confidence` is the least confident digit's, and the number is rejected
+if any digit is. A file that cannot be read gets a one-line error naming it on
+stderr; the others are still read, and the exit status is 1.
 """
 
 import argparse
@@ -26,8 +26,7 @@ import sys
 from pathlib import Path
 
 from pipeline.arguments import option, probability
-
-DEFAULT_THRESHOLD = 0.5
+from pipeline.reading import DEFAULT_THRESHOLD
 
 
 def parse(argv):
@@ -45,46 +44,6 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def answer(file, probabilities, threshold):
-    """The JSON object for an image holding one digit."""
-    confidence = float(probabilities.max())
-    reason = f"confidence {confidence:.0%} is below the threshold {threshold:.0%}" if confidence < threshold else None
-    return {
-        "file": file,
-        "digit": None if reason else int(probabilities.argmax()),
-        "confidence": confidence,
-        "probabilities": [float(p) for p in probabilities],
-        "rejected": reason is not None,
-        "reason": reason,
-    }
-
-
-def number_answer(file, probabilities, digits, threshold):
-    """The JSON object for an image holding a whole number: one row of `probabilities` per found digit."""
-    read = [
-        {"digit": int(row.argmax()), "confidence": float(row.max()), "box": list(digit.box)}
-        for row, digit in zip(probabilities, digits)
-    ]
-    unsure = [number for number, digit in enumerate(read) if digit["confidence"] < threshold]
-    reason = None
-    if unsure:
-        first = read[unsure[0]]
-        reason = (f"digit {unsure[0] + 1} of {len(read)}: confidence {first['confidence']:.0%} "
-                  f"is below the threshold {threshold:.0%}")
-    return {
-        "file": file, "digit": None, "confidence": min(digit["confidence"] for digit in read),
-        "probabilities": None, "rejected": reason is not None, "reason": reason,
-        "number": None if reason else "".join(str(digit["digit"]) for digit in read), "digits": read,
-    }
-
-
-def refusal(file, reason, number):
-    """The JSON object for an image that was refused before the model saw it."""
-    result = {"file": file, "digit": None, "confidence": None, "probabilities": None, "rejected": True,
-              "reason": reason}
-    return {**result, "number": None, "digits": []} if number else result
-
-
 def line(result):
     if result["rejected"]:
         return f"{result['file']}: rejected ({result['reason']})"
@@ -95,61 +54,60 @@ def line(result):
 
 def main(argv=None):
     args = parse(argv)
+    import base64
+
     import mlflow
-    import numpy as np
+    import pandas as pd
     from mlflow.exceptions import MlflowException
 
     from pipeline import images
 
-    failed, refused, prepared = False, {}, {}  # prepared: file -> the Digits found in it
+    mode = "number" if args.number else "digit"
+    failed, readable = False, {}  # readable: file -> its bytes
     for file in args.images:
         try:
-            gray = images.read(file)
-            prepared[file] = images.digits_in(gray) if args.number else [images.to_mnist(gray)]
-        except images.NotADigit as error:
-            refused[file] = str(error)
+            data = Path(file).read_bytes()
+            images.read(data)
+            readable[file] = data
         except (images.ImageError, OSError) as error:
             print(f"predict: {file}: {error}", file=sys.stderr)
             failed = True
-    probabilities = {}
-    if prepared:
+    results = []
+    if readable:
         try:
             model = mlflow.pyfunc.load_model(args.model)
         except (MlflowException, OSError) as error:
             sys.exit(f"predict: cannot load the model {args.model}: {error}")
-        rows = np.asarray(model.predict(np.stack([digit.image for found in prepared.values() for digit in found])))
-        start = 0
-        for file, found in prepared.items():
-            probabilities[file], start = rows[start:start + len(found)], start + len(found)
-    results = []
-    for file in args.images:
-        if file in refused:
-            results.append(refusal(file, refused[file], args.number))
-        elif file in prepared and args.number:
-            results.append(number_answer(file, probabilities[file], prepared[file], args.threshold))
-        elif file in prepared:
-            results.append(answer(file, probabilities[file][0], args.threshold))
+        # The same call, and so the same answers, as the served model's base64 payload.
+        frame = pd.DataFrame({"image": [base64.b64encode(data).decode() for data in readable.values()]})
+        answers = model.predict(frame, params={"mode": mode, "threshold": args.threshold})
+        results = [{"file": file, **answer} for file, answer in zip(readable, answers)]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for result in results:
             print(line(result))
-    if args.show and prepared:
-        show(prepared, results, args.show)
+    if args.show and results:
+        show(readable, results, mode, args.show)
     sys.exit(1 if failed else 0)
 
 
-def show(prepared, results, path):
+def show(readable, results, mode, path):
     """The 28x28 inputs, each captioned with the answer and the file's name."""
-    from pipeline import figures
+    from pipeline import figures, images, reading
 
-    answers = {result["file"]: result for result in results}
     inputs, captions = [], []
-    for file, found in prepared.items():
-        read = answers[file].get("digits") or [answers[file]]
-        for digit, result in zip(found, read):
+    for result in results:
+        try:
+            found = reading.digits_in(images.read(readable[result["file"]]), mode)
+        except images.NotADigit:
+            continue
+        read = result.get("digits") or [result]
+        for digit, answer in zip(found, read):
             inputs.append(digit.image)
-            captions.append(f"{'?' if result['digit'] is None else result['digit']} {Path(file).name[-12:]}")
+            captions.append(f"{'?' if answer['digit'] is None else answer['digit']} {Path(result['file']).name[-12:]}")
+    if not inputs:
+        return
     figure = figures.digit_grid(inputs, captions, columns=min(8, len(inputs)), title="what the model saw")
     figure.savefig(path, dpi=110)
     figures.plt.close(figure)

@@ -279,7 +279,8 @@ def train_tracked(settings, dataset_name="mnist", architecture=None, register=Tr
     result = evaluation.log_test_evaluation(
         probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
     )
-    model_version = log_model(model, splits.test_images[:3], register, tags={
+    validation = (splits.validation_images, splits.validation_labels)
+    model_version = log_model(model, splits.test_images[:3], validation, register, tags={
         "version": version.number, "version_name": version.name, "run_id": mlflow.active_run().info.run_id,
     })
     return Outcome(model, history, train_seconds, result, model_version)
@@ -313,9 +314,9 @@ def log_architecture(model):
             mlflow.log_artifact(str(diagram), "architecture")
 
 
-def log_model(model, example, register, tags):
-    """Log the model with its signature and input example; register it as a new version of `mnist`."""
+def log_model(model, example, validation, register, tags):
+    """Log the model, calibrated on `validation`, with an input example; register it as a new version of `mnist`."""
     from pipeline import served_model, tracking
 
-    info = served_model.log([model], example, tracking.REGISTERED_MODEL if register else None)
+    info = served_model.log([model], example, validation, tracking.REGISTERED_MODEL if register else None)
     return tracking.register_tags(info, tags) if register else None

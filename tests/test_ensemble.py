@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import train_tiny
-from pipeline import ensemble, promotion, training
+from pipeline import calibration, ensemble, promotion, training
+from pipeline.served_model import average_probabilities
+
+
+def recognizer(uri):
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model()
 
 
 def test_ensemble_predicts_the_mean_of_its_members(two_tiny_runs, mnist, capsys):
@@ -16,9 +21,13 @@ def test_ensemble_predicts_the_mean_of_its_members(two_tiny_runs, mnist, capsys)
     newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
     assert newest.tags["version"] == "ensemble" and newest.tags["runs"] == ",".join(two_tiny_runs)
     images = training.scaled(mnist.test_images[:50])
-    members = [mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(images) for run_id in two_tiny_runs]
-    combined = mlflow.pyfunc.load_model(f"models:/mnist/{newest.version}").predict(images)
-    np.testing.assert_allclose(combined, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
+    members = [recognizer(f"runs:/{run_id}/model") for run_id in two_tiny_runs]
+    combined = recognizer(f"models:/mnist/{newest.version}")
+    mean = np.mean([average_probabilities(member.networks, images) for member in members], axis=0)
+    np.testing.assert_allclose(average_probabilities(combined.networks, images), mean, rtol=1e-5, atol=1e-6)
+    # The ensemble is calibrated as a whole: its own temperature over the mean.
+    np.testing.assert_allclose(combined.probabilities(images), calibration.scaled(mean, combined.temperature),
+                               rtol=1e-4, atol=1e-6)
 
     run = client.get_run(newest.run_id)
     assert run.data.tags["validation_set"] == client.get_run(two_tiny_runs[0]).data.tags["validation_set"]
@@ -61,8 +70,10 @@ def test_ensemble_with_test_time_augmentation(two_tiny_runs, mnist):
     client = mlflow.MlflowClient()
     newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
     images = training.scaled(mnist.test_images[:20])
-    members = [mlflow.pyfunc.load_model(f"runs:/{run_id}/model") for run_id in two_tiny_runs]
-    expected = np.mean([member.predict(shifted(images, *shift)) for member in members for shift in TTA_SHIFTS], axis=0)
-    combined = mlflow.pyfunc.load_model(f"models:/mnist/{newest.version}").predict(images)
-    np.testing.assert_allclose(combined, expected, rtol=1e-5, atol=1e-6)
+    members = [recognizer(f"runs:/{run_id}/model") for run_id in two_tiny_runs]
+    expected = np.mean([average_probabilities(member.networks, shifted(images, *shift))
+                        for member in members for shift in TTA_SHIFTS], axis=0)
+    combined = recognizer(f"models:/mnist/{newest.version}")
+    np.testing.assert_allclose(combined.probabilities(images), calibration.scaled(expected, combined.temperature),
+                               rtol=1e-4, atol=1e-6)
     assert client.get_run(newest.run_id).data.params["tta"] == "True"

@@ -1,6 +1,7 @@
 """The user's workflow through the real `mlflow` CLI on a small slice of real MNIST:
 train, promote, load the Production model, evaluate, and the main job."""
 
+import base64
 import json
 import os
 import shutil
@@ -13,9 +14,11 @@ import urllib.request
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import BIN, mlflow_run, use_store
+from test_images import encoded, on_paper, written_number
 from pipeline import datasets, training
 
 SUBSET, VALIDATION = 2000, 500
@@ -88,8 +91,8 @@ def test_promote_then_load_production_by_stage_and_by_alias(trained, mnist):
     _, promoted = trained
     assert promoted.data.tags["decision"] == "promoted"
     images = training.scaled(mnist.test_images[:20])
-    by_stage = mlflow.pyfunc.load_model("models:/mnist/Production").predict(images)
-    by_alias = mlflow.pyfunc.load_model("models:/mnist@production").predict(images)
+    by_stage = mlflow.pyfunc.load_model("models:/mnist/Production").unwrap_python_model().probabilities(images)
+    by_alias = mlflow.pyfunc.load_model("models:/mnist@production").unwrap_python_model().probabilities(images)
     assert by_stage.shape == (20, 10)
     np.testing.assert_allclose(by_stage, by_alias)
     np.testing.assert_allclose(by_stage.sum(axis=1), 1, rtol=1e-5)
@@ -133,7 +136,10 @@ def post(url, payload):
         return error.code, json.loads(error.read() or b"{}")
 
 
-def test_mlflow_models_serve_answers_for_mnist_digits(trained, mnist):
+ANSWER_KEYS = {"digit", "confidence", "probabilities", "rejected", "reason"}
+
+
+def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
     port = free_port()
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "models", "serve", "-m", "models:/mnist/Production", "--env-manager", "local",
@@ -155,19 +161,54 @@ def test_mlflow_models_serve_answers_for_mnist_digits(trained, mnist):
             assert time.monotonic() < deadline, "the server did not come up in 180 s"
             time.sleep(1)
 
+        model = mlflow.pyfunc.load_model("models:/mnist/Production")
         images = training.scaled(mnist.test_images[:8])
-        status, body = post(f"{base}/invocations", {"inputs": images.tolist()})
-        assert status == 200
-        probabilities = np.array(body["predictions"])
-        assert probabilities.shape == (8, 10)
-        np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-4)
-        expected = mlflow.pyfunc.load_model("models:/mnist/Production").predict(images)
-        np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
+        expected = model.unwrap_python_model().probabilities(images)
+        for shape in (images.shape, images.shape + (1,)):
+            status, body = post(f"{base}/invocations", {"inputs": images.reshape(shape).tolist()})
+            assert status == 200, body
+            answers = body["predictions"]
+            assert [set(answer) for answer in answers] == [ANSWER_KEYS] * 8
+            np.testing.assert_allclose([answer["probabilities"] for answer in answers], expected, rtol=1e-4, atol=1e-6)
+            assert [answer["digit"] for answer in answers] == [
+                None if row.max() < 0.5 else int(row.argmax()) for row in expected]
 
-        status, body = post(f"{base}/invocations", {"inputs": [[1, 2, 3]]})
-        assert 400 <= status < 500 and body.get("message")
-        status, body = post(f"{base}/invocations", {"inputs": (images[:1] * 255).tolist()})
-        assert 400 <= status < 500 and "[0, 1]" in body.get("message", "")
+        # Image files as base64: digits on paper, a blank page, and a whole number (mode column and param).
+        digit_files = [encoded(on_paper(image), "PNG" if index % 2 else "JPEG", "RGB")
+                       for index, image in enumerate(images[:4])]
+        blank = encoded(np.ones((60, 60)), "PNG")
+        number, _ = written_number(mnist, list(range(30, 34)), [6] * 4)
+        number_file = encoded(number, "PNG")
+        rows = [[base64.b64encode(data).decode(), "digit"] for data in digit_files + [blank]]
+        rows.append([base64.b64encode(number_file).decode(), "number"])
+        status, body = post(f"{base}/invocations",
+                            {"dataframe_split": {"columns": ["image", "mode"], "data": rows}})
+        assert status == 200, body
+        answers = body["predictions"]
+        in_process = model.predict(pd.DataFrame(rows, columns=["image", "mode"]))
+        assert [answer["digit"] for answer in answers] == [answer["digit"] for answer in in_process]
+        assert answers[4]["rejected"] and answers[4]["digit"] is None and "no ink" in answers[4]["reason"]
+        assert set(answers[5]) == ANSWER_KEYS | {"number", "digits"} and len(answers[5]["digits"]) == 4
+        status, body = post(f"{base}/invocations", {
+            "dataframe_split": {"columns": ["image"], "data": [[rows[5][0]]]},
+            "params": {"mode": "number", "threshold": 0.0},
+        })
+        (read,) = body["predictions"]
+        assert status == 200 and len(read["number"]) == 4
+        assert read["number"] == "".join(str(digit["digit"]) for digit in read["digits"])
+        assert answers[5]["number"] in (None, read["number"])
+
+        for payload, message in [
+            ({"inputs": [[1, 2, 3]]}, "N x 28 x 28"),
+            ({"inputs": (images[:1] * 255).tolist()}, "[0, 1]"),
+            ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]], ["not base64!"]]}}, "row 1"),
+            ({"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(b"text").decode()]]}},
+             "not an image"),
+            ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]]]}, "params": {"mode": "words"}},
+             "mode"),
+        ]:
+            status, body = post(f"{base}/invocations", payload)
+            assert 400 <= status < 500 and message in body.get("message", ""), (payload, status, body)
 
         status, _ = post(f"{base}/invocations", {"inputs": images[:2].tolist()})
         assert status == 200, "the server keeps serving after bad requests"

@@ -1,0 +1,101 @@
+"""What the recognizer answers for an image: the objects that the served model and `pipeline.predict` return.
+
+One digit (mode "digit"):
+
+    {"digit": 7, "confidence": 0.998, "probabilities": [ten floats],
+     "rejected": false, "reason": null}
+
+A whole number (mode "number"): `digit` and `probabilities` are null, `number`
+is the digits as a string, `digits` has each digit's `digit`, `confidence` and
+`box` = [x, y, width, height] in the original image's pixels, left to right;
+`confidence` is the least confident digit's, and the number is rejected if any
+digit is.
+
+An answer is rejected, with `digit: null` and a short `reason`, when the image
+cannot hold a digit (`pipeline.images` refuses it before the model sees it),
+when a network with a "not a digit" class gives that class more probability than
+any digit, or when the (calibrated) confidence is below the threshold.
+"""
+
+import numpy as np
+
+from pipeline import images
+
+DEFAULT_THRESHOLD = 0.5
+MODES = ("digit", "number")
+DIGITS = 10  # columns 0-9 are the digits; a network with a reject class has an 11th, "not a digit"
+
+
+def digits_in(gray, mode):
+    """The MNIST-format Digits the mode looks for in a grayscale image; raises images.NotADigit."""
+    if mode == "number":
+        return images.digits_in(gray)
+    return [images.to_mnist(gray)]
+
+
+def digit_answer(probabilities, threshold):
+    """The answer for one MNIST-format image, from its row of class probabilities."""
+    digits = np.asarray(probabilities[:DIGITS], dtype=np.float64)
+    not_digit = float(probabilities[DIGITS]) if len(probabilities) > DIGITS else 0.0
+    confidence = float(digits.max())
+    reason = None
+    if not_digit > confidence:
+        reason = f"not a digit ({not_digit:.0%} sure)"
+    elif confidence < threshold:
+        reason = f"confidence {confidence:.0%} is below the threshold {threshold:.0%}"
+    return {
+        "digit": None if reason else int(digits.argmax()),
+        "confidence": confidence,
+        "probabilities": [float(p) for p in digits],
+        "rejected": reason is not None,
+        "reason": reason,
+    }
+
+
+def number_answer(rows, digits, threshold):
+    """The answer for a whole number: one row of probabilities per Digit found in it."""
+    read = [
+        {**digit_answer(row, threshold), "box": [int(value) for value in digit.box]}
+        for row, digit in zip(rows, digits)
+    ]
+    reason = next(
+        (f"digit {number + 1} of {len(read)}: {answer['reason']}"
+         for number, answer in enumerate(read) if answer["rejected"]),
+        None,
+    )
+    return {
+        "digit": None, "confidence": min(answer["confidence"] for answer in read),
+        "probabilities": None, "rejected": reason is not None, "reason": reason,
+        "number": None if reason else "".join(str(answer["digit"]) for answer in read),
+        "digits": [{key: answer[key] for key in ("digit", "confidence", "box")} for answer in read],
+    }
+
+
+def refusal(reason, mode):
+    """The answer for an image refused before the model saw it."""
+    answer = {"digit": None, "confidence": None, "probabilities": None, "rejected": True, "reason": reason}
+    return {**answer, "number": None, "digits": []} if mode == "number" else answer
+
+
+def answers(grays, modes, probabilities_of, threshold=DEFAULT_THRESHOLD):
+    """One answer per grayscale image, in its mode; `probabilities_of` maps MNIST-format images to rows.
+
+    All the digits found go through the model in one batch.
+    """
+    found = []
+    for gray, mode in zip(grays, modes):
+        try:
+            found.append(digits_in(gray, mode))
+        except images.NotADigit as error:
+            found.append(str(error))
+    batch = [digit.image for digits in found if not isinstance(digits, str) for digit in digits]
+    rows = iter(probabilities_of(np.stack(batch)) if batch else [])
+    results = []
+    for digits, mode in zip(found, modes):
+        if isinstance(digits, str):
+            results.append(refusal(digits, mode))
+        elif mode == "number":
+            results.append(number_answer([next(rows) for _ in digits], digits, threshold))
+        else:
+            results.append(digit_answer(next(rows), threshold))
+    return results
