@@ -108,7 +108,8 @@ def main(argv=None):
             served_model.average_probabilities(networks, splits.test_images, args.tta),
             splits.test_images, splits.test_labels, dataset.classes, title=f"ensemble of {len(runs)}",
         )
-        info = served_model.log(networks, splits.test_images[:3], (splits.validation_images, splits.validation_labels),
+        temperature = served_model.calibrate(networks, (splits.validation_images, splits.validation_labels), args.tta)
+        info = served_model.log(networks, splits.test_images[:3], temperature,
                                 tracking.REGISTERED_MODEL if args.register else None, tta=args.tta)
         model_version = None
         if args.register:

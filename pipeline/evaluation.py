@@ -88,3 +88,14 @@ def log_test_evaluation(probabilities, images, labels, classes, title=""):
         "figures/worst_errors.png",
     )
     return evaluation
+
+
+def log_rejection(prefix, digit_probabilities, other_probabilities, threshold=None):
+    """Log the fractions of digits accepted and of non-digits rejected by the answers at `threshold`."""
+    from pipeline import reading
+
+    threshold = reading.DEFAULT_THRESHOLD if threshold is None else threshold
+    accepted = np.mean([not reading.digit_answer(row, threshold)["rejected"] for row in digit_probabilities])
+    rejected = np.mean([reading.digit_answer(row, threshold)["rejected"] for row in other_probabilities])
+    mlflow.log_metrics({f"{prefix}_digits_accepted": float(accepted), f"{prefix}_not_digits_rejected": float(rejected)})
+    return float(accepted), float(rejected)

@@ -158,20 +158,12 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         return reading.answers(grays, modes, self.probabilities, threshold)
 
 
-def log(networks, example, validation, registered_model_name=None, tta=False):
-    """Log `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo.
+def calibrate(networks, validation, tta=False):
+    """The temperature fitted on `validation` (images, labels), logged with the calibration it gives.
 
-    The temperature is fitted on `validation` (images, labels) and logged with the
-    calibration it gives: the validation negative log-likelihood and expected
-    calibration error before and after.
+    The metrics are the validation negative log-likelihood and expected calibration
+    error, before (`_uncalibrated`) and after.
     """
-    import keras
-    import PIL
-    import scipy
-    import tensorflow as tf
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
     images, labels = validation
     raw = average_probabilities(networks, images, tta)
     temperature = calibration.fit_temperature(raw, labels)
@@ -183,6 +175,18 @@ def log(networks, example, validation, registered_model_name=None, tta=False):
         "val_ece_uncalibrated": calibration.expected_calibration_error(raw, labels),
         "val_ece": calibration.expected_calibration_error(calibrated, labels),
     })
+    return temperature
+
+
+def log(networks, example, temperature=1.0, registered_model_name=None, tta=False):
+    """Log `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
+    import keras
+    import PIL
+    import scipy
+    import tensorflow as tf
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
     # No input schema: the model takes arrays and data frames of images alike, and checks them itself.
     signature = ModelSignature(params=ParamSchema([
         ParamSpec("mode", "string", "digit"),

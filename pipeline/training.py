@@ -56,6 +56,7 @@ class Settings:
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 compute, float32 weights
     steps_per_execution: int = 1  # training steps per call into TensorFlow
     jit_compile: bool = False  # compile the training step with XLA
+    negatives: int = 0  # non-digits added to the training images, for versions with a "not a digit" class
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -66,6 +67,8 @@ class Settings:
             raise SettingsError(f"ema is a momentum in [0, 1), got {self.ema}")
         if not 0 <= self.warmup < 1:
             raise SettingsError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
+        if self.negatives and not versions.get(self.version).reject_class:
+            raise SettingsError(f"version {self.version} has no \"not a digit\" class to train on negatives")
 
     @classmethod
     def for_version(cls, number, **overrides):
@@ -119,9 +122,13 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
 
     `architecture` overrides the version's layer sizes (keyword arguments of its builder).
     The history holds Keras' metrics per epoch plus `epoch_seconds`; training time is
-    the wall clock of `model.fit`, validation passes included.
+    the wall clock of `model.fit`, validation passes included. With `settings.negatives`
+    the training images also hold that many non-digits, labelled "not a digit";
+    validation stays on digits, so validation accuracies compare across versions.
     """
     version = versions.get(settings.version)
+    if settings.negatives:
+        splits = with_negatives(splits, settings)
     # Same seed, same weights, same batches, same kernels: the same metrics twice.
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
@@ -144,7 +151,8 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
         steps_per_execution=settings.steps_per_execution,
         jit_compile=settings.jit_compile,
     )
-    encode = one_hot if version.loss == "categorical_crossentropy" else (lambda labels: labels)
+    encode = (lambda labels: one_hot(labels, version.classes)) if version.loss == "categorical_crossentropy" \
+        else (lambda labels: labels)
     epoch_log = EpochLog()
     if verbose is None:
         # A progress bar on a terminal; one line per epoch in logs and `mlflow run` output.
@@ -205,8 +213,23 @@ def training_data(settings, images, labels):
     return {"x": batches, "steps_per_epoch": math.ceil(len(images) / settings.batch_size), "shuffle": False}
 
 
-def one_hot(labels):
-    return np.eye(versions.CLASSES, dtype=np.float32)[labels]
+def one_hot(labels, classes=versions.CLASSES):
+    return np.eye(classes, dtype=np.float32)[labels]
+
+
+# Fashion-MNIST's training images up to this one give training non-digits, the rest validation ones.
+CLOTHING_FOR_TRAINING = 50_000
+
+
+def with_negatives(splits, settings):
+    """`splits` with `settings.negatives` non-digits (`pipeline.negatives`, label 10) added to the training images."""
+    from pipeline import datasets, negatives
+
+    clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
+    extra = negatives.sample(settings.negatives, settings.seed, clothing)
+    labels = np.full(len(extra), versions.CLASSES, splits.train_labels.dtype)
+    return replace(splits, train_images=np.concatenate([splits.train_images, extra]),
+                   train_labels=np.concatenate([splits.train_labels, labels]))
 
 
 def predict(model, images, batch_size=1000):
@@ -247,7 +270,7 @@ class Outcome:
 
 def train_tracked(settings, dataset_name="mnist", architecture=None, register=True):
     """Train inside the active MLflow run and record everything: the path every entry point takes."""
-    from pipeline import datasets, evaluation, figures, tracking
+    from pipeline import datasets, evaluation, figures, served_model, tracking
 
     dataset = datasets.get(dataset_name)
     arrays = datasets.load(dataset)
@@ -276,14 +299,40 @@ def train_tracked(settings, dataset_name="mnist", architecture=None, register=Tr
     log_architecture(model)
 
     probabilities = predict(model, splits.test_images)
+    classes = dataset.classes + (("not a digit",) if version.reject_class else ())
     result = evaluation.log_test_evaluation(
-        probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
+        probabilities, splits.test_images, splits.test_labels, classes, title=title
     )
-    validation = (splits.validation_images, splits.validation_labels)
-    model_version = log_model(model, splits.test_images[:3], validation, register, tags={
+    temperature = served_model.calibrate([model], (splits.validation_images, splits.validation_labels))
+    if version.reject_class:
+        log_rejection(model, splits, settings.seed, temperature)
+    info = served_model.log([model], splits.test_images[:3], temperature,
+                            tracking.REGISTERED_MODEL if register else None)
+    model_version = tracking.register_tags(info, {
         "version": version.number, "version_name": version.name, "run_id": mlflow.active_run().info.run_id,
-    })
+    }) if register else None
     return Outcome(model, history, train_seconds, result, model_version)
+
+
+def log_rejection(model, splits, seed, temperature):
+    """How often the served answer accepts digits and rejects non-digits, on validation and on test images.
+
+    Non-digits the training never saw: validation ones from the rest of
+    Fashion-MNIST's training images and other seeds, test ones from its test images.
+    """
+    from pipeline import calibration, datasets, evaluation, negatives
+
+    clothing = datasets.load(datasets.FASHION_MNIST)
+    held_out = {
+        "val": (splits.validation_images, negatives.sample(
+            len(splits.validation_images), seed + 1, clothing.train_images[CLOTHING_FOR_TRAINING:])),
+        "test": (splits.test_images, negatives.sample(len(splits.test_images), seed + 2, clothing.test_images)),
+    }
+    for prefix, (digits, others) in held_out.items():
+        evaluation.log_rejection(
+            prefix, calibration.scaled(predict(model, digits), temperature),
+            calibration.scaled(predict(model, others), temperature),
+        )
 
 
 def resolved_architecture(version, overrides=None):
@@ -312,11 +361,3 @@ def log_architecture(model):
             return
         if diagram.exists():
             mlflow.log_artifact(str(diagram), "architecture")
-
-
-def log_model(model, example, validation, register, tags):
-    """Log the model, calibrated on `validation`, with an input example; register it as a new version of `mnist`."""
-    from pipeline import served_model, tracking
-
-    info = served_model.log([model], example, validation, tracking.REGISTERED_MODEL if register else None)
-    return tracking.register_tags(info, tags) if register else None

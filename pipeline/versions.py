@@ -11,8 +11,10 @@ Each version also declares its search space: a function of an Optuna trial that
 returns the builder's keyword arguments, plus `learning_rate` and `batch_size`
 where the search should vary those too (`pipeline.search` uses it).
 
-Versions 4 and 5 are this project's own: 4 is tuned for the time it takes to reach
-the seed's best accuracy, 5 for accuracy within a CPU budget. Their `recipe` sets
+Versions 4, 5 and 6 are this project's own: 4 is tuned for the time it takes to
+reach the seed's best accuracy, 5 for accuracy within a CPU budget, 6 for
+people's images (stronger stroke and shape variations, and a "not a digit"
+class). Their `recipe` sets
 the training techniques (`pipeline.training.Settings`) that versions 1-3, trained
 as the seed trained them, leave off.
 
@@ -50,6 +52,12 @@ class Version:
     search_space: Callable  # optuna.Trial -> {builder argument or training setting: value}
     published: Optional[Published] = None
     recipe: dict = field(default_factory=dict)  # training settings other than the defaults
+    # Trained with an 11th class, "not a digit", on `pipeline.negatives` besides MNIST.
+    reject_class: bool = False
+
+    @property
+    def classes(self):
+        return CLASSES + 1 if self.reject_class else CLASSES
 
 
 def learning_rate_space(trial):
@@ -174,7 +182,7 @@ def build_keras_example(filters1=32, filters2=64, dropout=0.5):
     ], name="keras_example")
 
 
-def build_fast(filters1=16, filters2=32, filters3=64, units=128, batch_norm=False):
+def build_fast(filters1=16, filters2=32, filters3=64, units=128, batch_norm=False, classes=CLASSES):
     """Three 3x3 convolutions, each halving the image, then one hidden layer.
 
     No batch normalization by default: on two CPU cores it costs more time per
@@ -199,8 +207,13 @@ def build_fast(filters1=16, filters2=32, filters3=64, units=128, batch_norm=Fals
         layers.Flatten(),
         layers.Dense(units, activation="relu"),
         # Softmax in float32 also under mixed precision.
-        layers.Dense(CLASSES, activation="softmax", dtype="float32"),
-    ], name="fast")
+        layers.Dense(classes, activation="softmax", dtype="float32"),
+    ], name="fast" if classes == CLASSES else "robust")
+
+
+def build_robust(filters1=32, filters2=64, filters3=128, units=128, batch_norm=False):
+    """Version 4's network, wider, with an 11th output: "not a digit"."""
+    return build_fast(filters1, filters2, filters3, units, batch_norm, classes=CLASSES + 1)
 
 
 def build_best(filters1=32, filters2=64, filters3=128, dropout=0.1):
@@ -278,6 +291,18 @@ VERSIONS = {
             recipe={
                 "schedule": "warmup_cosine", "warmup": 0.1, "label_smoothing": 0.1, **FAST_CPU,
                 "augmentation": Augmentation(rotation=10, scale=0.1, shear=0.15, translation=2.5, thickness=0.3),
+            },
+        ),
+        Version(
+            6, "robust",
+            "Conv 32 -> Pool -> Conv 64 -> Pool -> Conv 128 -> Pool -> Dense 128 -> Dense 11 (digits and "
+            "\"not a digit\"); augmented, for people's images",
+            build_robust, epochs=12, batch_size=128, learning_rate=0.004,
+            loss="categorical_crossentropy", search_space=fast_space, reject_class=True,
+            recipe={
+                "schedule": "warmup_cosine", "warmup": 0.05, "label_smoothing": 0.1, **FAST_CPU,
+                "augmentation": Augmentation(rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=0.5),
+                "negatives": 15000,
             },
         ),
     )

@@ -1,0 +1,99 @@
+"""Images that are not digits, in the MNIST format: what a "not a digit" class learns from.
+
+Three kinds, each turned into 28x28 by the same `pipeline.images.to_mnist` that
+people's images go through, so the network sees them as it would see them
+served:
+
+- clothing: Fashion-MNIST images;
+- letters and symbols that do not look like digits, drawn with Pillow's own
+  font at random sizes, angles and stroke widths;
+- scribbles (tangled strokes) and blobs (filled shapes).
+
+Images the preprocessing already refuses (a texture touching every border, say)
+are left out, since they never reach the network, and so are thin upright
+shapes, which look like a 1. Everything comes from a seed, so a
+run is repeatable.
+"""
+
+import numpy as np
+
+from pipeline import images
+
+# Letters and symbols that cannot be mistaken for a digit in any hand (no O, I, l, S, Z, B, g, q, Y, ...).
+GLYPHS = "ACEFHKMNPRWXacefhkmnprwx#%@*="
+NARROWEST = 8  # pixels of 28: anything narrower looks like a 1, so it is not drawn as a non-digit
+CANVAS = 96
+KINDS = ("clothing", "glyph", "scribble", "blob")
+
+
+def sample(count, seed, clothing):
+    """`count` MNIST-format non-digits, (count, 28, 28) float32: a quarter of each kind.
+
+    `clothing` is a pool of uint8 Fashion-MNIST images to draw from.
+    """
+    rng = np.random.default_rng(seed)
+    made = []
+    while len(made) < count:
+        kind = KINDS[len(made) % len(KINDS)]
+        if kind == "clothing":
+            picture = clothing[rng.integers(len(clothing))].astype(np.float32) / 255.0
+        else:
+            picture = DRAWERS[kind](rng)
+        try:
+            prepared = images.to_mnist(picture).image
+        except images.NotADigit:
+            continue
+        if np.count_nonzero(prepared.max(axis=0) > 0.3) >= NARROWEST:
+            made.append(prepared)
+    return np.stack(made)
+
+
+def canvas():
+    from PIL import Image
+
+    return Image.new("L", (CANVAS, CANVAS), 0)
+
+
+def as_array(picture):
+    return np.asarray(picture, dtype=np.float32) / 255.0
+
+
+def glyph(rng):
+    from PIL import ImageDraw, ImageFont
+
+    picture = canvas()
+    font = ImageFont.load_default(size=int(rng.integers(40, 72)))
+    character = GLYPHS[rng.integers(len(GLYPHS))]
+    ImageDraw.Draw(picture).text((CANVAS / 2, CANVAS / 2), character, fill=255, font=font, anchor="mm",
+                                 stroke_width=int(rng.integers(0, 4)), stroke_fill=255)
+    return as_array(picture.rotate(float(rng.uniform(-20, 20)), resample=3))
+
+
+def scribble(rng):
+    """A tangle: one stroke through 7 to 12 random points, crossing itself."""
+    from PIL import ImageDraw
+
+    picture = canvas()
+    points = [tuple(point) for point in rng.uniform(12, CANVAS - 12, size=(int(rng.integers(7, 13)), 2))]
+    ImageDraw.Draw(picture).line(points, fill=255, width=int(rng.integers(3, 10)), joint="curve")
+    return as_array(picture)
+
+
+def blob(rng):
+    """A filled shape: an ellipse or a random polygon, sometimes two."""
+    from PIL import ImageDraw
+
+    picture = canvas()
+    draw = ImageDraw.Draw(picture)
+    for _ in range(int(rng.integers(1, 3))):
+        if rng.random() < 0.5:
+            left, top = rng.uniform(8, CANVAS / 2, size=2)
+            width, height = rng.uniform(20, CANVAS / 2, size=2)
+            draw.ellipse((left, top, left + width, top + height), fill=255)
+        else:
+            corners = [tuple(point) for point in rng.uniform(8, CANVAS - 8, size=(int(rng.integers(3, 7)), 2))]
+            draw.polygon(corners, fill=255)
+    return as_array(picture)
+
+
+DRAWERS = {"glyph": glyph, "scribble": scribble, "blob": blob}
