@@ -35,6 +35,8 @@ SIZE = 28
 INK_FLOOR = 0.2  # of the strokes' brightness: darker pixels are background texture
 MAX_MARKS = 12  # separate marks of ink (specks aside) that one digit may be made of
 MAX_COVER = 0.45  # of the image: more ink than that is not a digit on a background
+WIDEST = 1.25  # one digit's width at most, in digit heights: wider ink is digits that touch
+STRAY_MASS = 0.12  # of the heaviest digit's ink: a group of marks with less is not a digit
 
 
 class ImageError(ValueError):
@@ -120,7 +122,7 @@ def ink_of(gray):
     ink = 1.0 - working if inverted else working
 
     # A grey opening wider than any stroke keeps only the slowly varying background light.
-    width_of_opening = max(3, round(max(ink.shape) / 3))
+    width_of_opening = max(3, round(min(ink.shape) / 3))
     ink = np.clip(ink - ndimage.grey_opening(ink, size=width_of_opening), 0, None)
 
     # The strokes' brightness: the brightest ink once isolated specks are filtered out.
@@ -142,8 +144,10 @@ def digits_in(gray):
     """Each digit of a whole number, left to right, as MNIST-format Digits; raises NotADigit if there are none.
 
     Digits are groups of connected ink: pieces that overlap horizontally (the
-    strokes of a 4 or a 5 drawn apart) are one digit, specks are dropped, and
-    digits that almost touch stay apart as long as ink does not join them.
+    strokes of a 4 or a 5 drawn apart) are one digit, specks and stray marks
+    (far less ink than a digit) are dropped, digits that almost touch stay
+    apart as long as ink does not join them, and ink far wider than tall is cut
+    where it is thinnest (digits that touch).
     """
     ink = ink_of(gray)
     refuse_non_digits(ink.map, MAX_MARKS * 4, "a number")
@@ -172,7 +176,24 @@ def digit_masks(ink):
                 last[2].append(number)
                 continue
         groups.append([left, right, [number]])
-    return [np.isin(labels, numbers) for _, _, numbers in groups]
+    masks = [part for _, _, numbers in groups for part in split_wide(np.isin(labels, numbers), ink, tallest)]
+    # Stray marks: groups with far less ink than the heaviest digit (a 1 has about a third of an 8's).
+    masses = [float(ink[mask].sum()) for mask in masks]
+    return [mask for mask, mass in zip(masks, masses) if mass >= max(masses) * STRAY_MASS]
+
+
+def split_wide(mask, ink, height):
+    """Ink far wider than the digits are tall is digits that touch: cut it where the least ink is, in its middle half."""
+    columns = np.nonzero(mask)[1]
+    left, width = columns.min(), np.ptp(columns) + 1
+    if width <= WIDEST * height:
+        return [mask]
+    profile = (ink * mask)[:, left:left + width].sum(axis=0)
+    cut = left + width // 4 + int(np.argmin(profile[width // 4:3 * width // 4]))
+    before, after = mask.copy(), mask.copy()
+    before[:, cut:] = False
+    after[:, :cut] = False
+    return split_wide(before, ink, height) + split_wide(after, ink, height)
 
 
 def digit_from(ink, selected):

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline import images
 
 # Letters and symbols that cannot be mistaken for a digit in any hand (no O, I, l, S, Z, B, g, q, Y, ...).
-GLYPHS = "ACEFHKMNPRWXacefhkmnprwx#%@*="
+GLYPHS = "ACEFHKMNPRTUWXacefhkmnprtuwx#%@*=+"
 NARROWEST = 8  # pixels of 28: anything narrower looks like a 1, so it is not drawn as a non-digit
 CANVAS = 96
 KINDS = ("clothing", "glyph", "scribble", "blob")

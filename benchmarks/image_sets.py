@@ -1,0 +1,187 @@
+"""Write image sets that look like people's photos and scans: digits, whole numbers, and things that are not digits.
+
+    python -m benchmarks.image_sets --output image-sets            # from MNIST's test digits
+    python -m benchmarks.image_sets --output dev-images --split validation
+    mlflow run . -e evaluate -P images=image-sets --env-manager local
+
+The handwriting is MNIST's: the test digits (written by people whose digits are
+not in the training images) or, with `--split validation`, the validation ones,
+to tune against without touching the test set. Each digit is drawn the way a
+person's photo of it comes out: any size from 24 to 400 pixels, off-centre,
+rotated up to 12 degrees, strokes thinner or thicker, black, blue or grey ink on
+white or cream paper with uneven light, or white chalk on a dark board, as PNG
+or JPEG. Numbers are 2 to 6 digits side by side, spaced or almost touching. Not
+digits: letters and symbols in fonts the training never used, clothing
+(Fashion-MNIST's test images) on a light background, tangled scribbles, and
+blank pages.
+
+The layout is what `evaluate --images` reads:
+
+    digits/<digit>/*.png|jpg   numbers/<number>/*.png|jpg   not-digits/<kind>/*.png|jpg
+
+Everything comes from `--seed`, so a set is the same wherever it is written.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from pipeline import datasets
+
+INKS = {"black": (20, 20, 25), "blue": (25, 45, 150), "grey": (80, 80, 85)}
+PAPERS = {"white": (250, 250, 247), "cream": (242, 234, 214)}
+BOARDS = {"green board": (35, 62, 48), "black board": (30, 32, 35)}
+CHALK = (235, 235, 228)
+FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation2")
+GLYPHS = "ACEFHKLMNPRTUVWXYacefhkmnprtuvwxy#%@*=+&"
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.image_sets", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", required=True, help="the folder to write (its files are replaced)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="whose handwriting: MNIST's test digits (default) or the validation ones")
+    parser.add_argument("--digits", type=int, default=1000)
+    parser.add_argument("--numbers", type=int, default=200)
+    parser.add_argument("--not-digits", dest="not_digits", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    written = write(Path(args.output), args.split, args.digits, args.numbers, args.not_digits, args.seed)
+    print(f"{args.output}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()))
+
+
+def write(folder, split="test", digits=1000, numbers=200, not_digits=500, seed=0):
+    """Write the three sets under `folder`; return how many files of each were written."""
+    mnist = datasets.load(datasets.MNIST)
+    if split == "test":
+        handwriting, labels = mnist.test_images, mnist.test_labels
+    else:
+        handwriting, labels = mnist.train_images[-5000:], mnist.train_labels[-5000:]
+    rng = np.random.default_rng(seed)
+    for index in range(digits):
+        pick = rng.integers(len(labels))
+        save(photo(ink_of(handwriting[pick]), rng), folder / "digits" / str(labels[pick]), f"{index:04d}", rng)
+    for index in range(numbers):
+        picks = rng.integers(len(labels), size=rng.integers(2, 7))
+        written = "".join(str(labels[pick]) for pick in picks)
+        save(photo(side_by_side([ink_of(handwriting[pick]) for pick in picks], rng), rng),
+             folder / "numbers" / written, f"{index:04d}", rng)
+    clothing = datasets.load(datasets.FASHION_MNIST).test_images
+    fonts = [path for directory in FONT_FOLDERS for path in sorted(Path(directory).glob("*.ttf"))]
+    kinds = {
+        "letters and symbols": lambda: glyph(rng, fonts),
+        "clothing": lambda: ink_of(clothing[rng.integers(len(clothing))]),
+        "scribbles": lambda: scribble(rng),
+        "blank pages": lambda: np.zeros((28, 28), np.float32),
+    }
+    shares = {"letters and symbols": 0.4, "clothing": 0.3, "scribbles": 0.2, "blank pages": 0.1}
+    for kind, share in shares.items():
+        for index in range(round(not_digits * share)):
+            save(photo(kinds[kind](), rng), folder / "not-digits" / kind, f"{index:04d}", rng)
+    return {
+        kind: sum(1 for path in (folder / kind).rglob("*") if path.is_file())
+        for kind in ("digits", "numbers", "not-digits")
+    }
+
+
+def ink_of(picture):
+    """uint8 white-on-black 28x28 to ink strength in [0, 1]."""
+    return picture.astype(np.float32) / 255.0
+
+
+def side_by_side(inks, rng):
+    """Digits in a row: each cropped to its ink, spaced 2 to 8 pixels (of 28) apart, shifted a little up or down."""
+    pieces = []
+    for ink in inks:
+        columns = np.flatnonzero(ink.max(axis=0) > 0.1)
+        piece = np.zeros((36, 28), np.float32)
+        offset = rng.integers(0, 9)
+        cropped = ink[:, columns.min():columns.max() + 1]
+        piece[offset:offset + 28, :cropped.shape[1]] = cropped
+        pieces.append(piece[:, :cropped.shape[1]])
+        pieces.append(np.zeros((36, rng.integers(2, 9)), np.float32))
+    return np.pad(np.concatenate(pieces[:-1], axis=1), ((0, 0), (4, 4)))
+
+
+def photo(ink, rng):
+    """A photo or scan of `ink` (28 pixels high per digit): size, position, angle, stroke, colours and light."""
+    height = int(np.exp(rng.uniform(np.log(24), np.log(320))))
+    scale = height / 20  # MNIST's ink is about 20 of its 28 pixels high
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    strength = Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    stroke = int(rng.integers(-1, 3)) * max(1, round(scale / 2))  # thinner, as written, or thicker
+    if stroke > 0:
+        strength = strength.filter(ImageFilter.MaxFilter(2 * (stroke // 2) + 1))
+    elif stroke < 0 and scale >= 3:
+        strength = strength.filter(ImageFilter.MinFilter(3))
+    strength = strength.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BICUBIC, expand=True)
+    # The page: 1.2 to 2.2 times the ink's size, the ink anywhere on it.
+    page = tuple(int(side * rng.uniform(1.2, 2.2)) + 8 for side in strength.size)
+    placed = Image.new("L", page, 0)
+    placed.paste(strength, tuple(int(rng.integers(0, page[axis] - strength.size[axis] + 1)) for axis in (0, 1)))
+    alpha = np.asarray(placed, np.float32)[..., None] / 255.0
+
+    if rng.random() < 0.15:
+        background, ink_colour = np.array(list(BOARDS.values())[rng.integers(len(BOARDS))]), np.array(CHALK)
+    else:
+        background = np.array(list(PAPERS.values())[rng.integers(len(PAPERS))])
+        ink_colour = np.array(list(INKS.values())[rng.integers(len(INKS))])
+    rows, columns = np.mgrid[0:page[1], 0:page[0]]
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * columns / page[0] + np.sin(angle) * rows / page[1])
+    light = 1 - rng.uniform(0, 0.35) * (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
+    scan = rng.random() < 0.5  # a clean PNG scan, or a JPEG photo with sensor noise
+    paper = background * light[..., None] + (0 if scan else rng.normal(0, 3, (page[1], page[0], 1)))
+    pixels = paper * (1 - alpha) + ink_colour * light[..., None] * alpha
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if rng.random() < 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0) * max(1, scale / 4)))
+    return image, "PNG" if scan else "JPEG"
+
+
+def glyph(rng, fonts):
+    """A letter or symbol in one of the system's fonts (Pillow's own where there are none), as 28-pixel ink."""
+    size = 80
+    font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
+    picture = Image.new("L", (2 * size, 2 * size), 0)
+    ImageDraw.Draw(picture).text((size, size), GLYPHS[rng.integers(len(GLYPHS))], fill=255, font=font, anchor="mm")
+    box = picture.getbbox() or (0, 0, 1, 1)
+    return fitted(np.asarray(picture.crop(box), np.float32) / 255.0)
+
+
+def scribble(rng):
+    """A pen wandering over the page, crossing its own path: a smooth random curve, as 28-pixel ink."""
+    heading = np.cumsum(rng.normal(0, 0.35, size=600))  # turning a little at each step
+    steps = np.cumsum(np.stack([np.cos(heading), np.sin(heading)], axis=1), axis=0)
+    steps = (steps - steps.min(axis=0)) / np.maximum(np.ptp(steps, axis=0), 1e-6) * 180 + 10
+    picture = Image.new("L", (200, 200), 0)
+    ImageDraw.Draw(picture).line([tuple(point) for point in steps], fill=255, width=int(rng.integers(4, 12)))
+    return fitted(np.asarray(picture, np.float32) / 255.0)
+
+
+def fitted(ink):
+    """Ink of any size scaled so its height is 20 pixels, MNIST's, in a 28-pixel-high strip."""
+    height, width = ink.shape
+    factor = 20 / height
+    scaled = Image.fromarray((ink * 255).astype(np.uint8)).resize(
+        (max(1, round(width * factor)), 20), Image.Resampling.LANCZOS)
+    return np.pad(np.asarray(scaled, np.float32) / 255.0, ((4, 4), (4, 4)))
+
+
+def save(photographed, folder, name, rng):
+    image, format = photographed
+    folder.mkdir(parents=True, exist_ok=True)
+    if format == "JPEG":
+        image.save(folder / f"{name}.jpg", "JPEG", quality=int(rng.integers(60, 96)))
+    else:
+        image.save(folder / f"{name}.png", optimize=False)
+
+
+if __name__ == "__main__":
+    main()
