@@ -36,6 +36,7 @@ INK_FLOOR = 0.2  # of the strokes' brightness: darker pixels are background text
 MAX_MARKS = 12  # separate marks of ink (specks aside) that one digit may be made of
 MAX_COVER = 0.45  # of the image: more ink than that is not a digit on a background
 WIDEST = 1.25  # one digit's width at most, in digit heights: wider ink is digits that touch
+DIGIT_WIDTH = 0.7  # a typical digit's width, in digit heights
 STRAY_MASS = 0.12  # of the heaviest digit's ink: a group of marks with less is not a digit
 
 
@@ -183,17 +184,31 @@ def digit_masks(ink):
 
 
 def split_wide(mask, ink, height):
-    """Ink far wider than the digits are tall is digits that touch: cut it where the least ink is, in its middle half."""
+    """Ink far wider than the digits are tall is digits that touch: cut it into as many as fit, where ink is thinnest.
+
+    Each cut is the column with the least ink within a tenth of a digit's width of
+    where an even split would put it (not further: the middle of a 0 has less ink
+    than where two 0s touch).
+    """
     columns = np.nonzero(mask)[1]
     left, width = columns.min(), np.ptp(columns) + 1
     if width <= WIDEST * height:
         return [mask]
+    parts = max(2, round(width / (DIGIT_WIDTH * height)))
     profile = (ink * mask)[:, left:left + width].sum(axis=0)
-    cut = left + width // 4 + int(np.argmin(profile[width // 4:3 * width // 4]))
-    before, after = mask.copy(), mask.copy()
-    before[:, cut:] = False
-    after[:, :cut] = False
-    return split_wide(before, ink, height) + split_wide(after, ink, height)
+    step = width / parts
+    cuts = [left]
+    for number in range(1, parts):
+        low, high = round(step * (number - 0.1)), round(step * (number + 0.1))
+        cuts.append(left + low + int(np.argmin(profile[low:high])))
+    cuts.append(left + width)
+    pieces = []
+    for start, stop in zip(cuts, cuts[1:]):
+        piece = np.zeros_like(mask)
+        piece[:, start:stop] = mask[:, start:stop]
+        if piece.any():
+            pieces.append(piece)
+    return pieces
 
 
 def digit_from(ink, selected):

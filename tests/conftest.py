@@ -75,3 +75,12 @@ def train_tiny(version=1, seed=0, subset=600, validation=100, epochs=1, register
 @pytest.fixture
 def two_tiny_runs(tracking, mnist):
     return [train_tiny(seed=0), train_tiny(seed=1)]
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """Fashion-MNIST, fetched into the cache through the real sources once, then loaded from it."""
+    from pipeline import datasets, sources
+
+    sources.prepare(datasets.FASHION_MNIST)
+    return datasets.load(datasets.FASHION_MNIST)

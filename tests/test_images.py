@@ -248,3 +248,26 @@ def test_specks_are_not_digits(mnist):
     paper, _ = written_number(mnist, [10, 11], [8, 0])
     paper[5:8, 5:8] = 0.0  # a speck of dust in the corner
     assert len(images.digits_in(paper)) == 2
+
+
+def test_digits_that_touch_are_cut_apart(mnist):
+    zeros = [mnist.test_images[index] / 255.0 for index in (3, 10, 13)]
+    pieces = [zero[:, np.nonzero(zero.max(axis=0))[0]] for zero in zeros]
+    strip, lefts = np.zeros((28, 80)), []
+    left = 4
+    for piece in pieces:  # each zero overlaps the one before by 3 pixels: the ink joins
+        lefts.append(left)
+        strip[:, left:left + piece.shape[1]] = np.maximum(strip[:, left:left + piece.shape[1]], piece)
+        left += piece.shape[1] - 3
+    paper = 1 - np.kron(np.pad(strip, 6), np.ones((8, 8)))
+    found = images.digits_in(paper.astype(np.float32))
+    assert len(found) == 3
+    for digit, left in zip(found, lefts):
+        assert abs(digit.box[0] - (left + 6) * 8) <= 3 * 8
+
+
+def test_a_stray_mark_between_digits_is_not_a_digit(mnist):
+    paper, boxes = written_number(mnist, [10, 11], [12, 0])
+    right_of_first = boxes[0][0] + boxes[0][2]
+    paper[60:120, right_of_first + 12:right_of_first + 15] = 0.6  # a thin faint stroke in the gap
+    assert len(images.digits_in(paper)) == 2

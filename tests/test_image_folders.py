@@ -1,0 +1,69 @@
+"""Our own image sets (`benchmarks/image_sets.py`) and `evaluate --images` on them."""
+
+import hashlib
+
+import mlflow
+import pytest
+
+from benchmarks import image_sets
+from conftest import mlflow_run, run_cli, train_tiny, use_store
+from pipeline import image_folders, images
+
+
+@pytest.fixture(scope="module")
+def image_set(tmp_path_factory, mnist, fashion):
+    folder = tmp_path_factory.mktemp("images")
+    image_sets.write(folder, split="validation", digits=60, numbers=20, not_digits=30, seed=7)
+    return folder
+
+
+def digest(folder):
+    return hashlib.sha256(b"".join(
+        path.relative_to(folder).as_posix().encode() + path.read_bytes()
+        for path in sorted(folder.rglob("*")) if path.is_file()
+    )).hexdigest()
+
+
+def test_a_set_is_the_same_from_the_same_seed(image_set, tmp_path):
+    image_sets.write(tmp_path, split="validation", digits=60, numbers=20, not_digits=30, seed=7)
+    assert digest(tmp_path) == digest(image_set)
+    found = image_folders.items(image_set)
+    assert [sum(item.set == name for item in found) for name in image_folders.SETS] == [60, 20, 30]
+    assert {item.path.suffix for item in found} == {".png", ".jpg"}
+    assert {item.expected for item in found if item.set == "not-digits"} == {
+        "letters and symbols", "clothing", "scribbles", "blank pages"}
+
+
+def test_every_generated_number_splits_into_its_digits(image_set):
+    numbers = [item for item in image_folders.items(image_set) if item.set == "numbers"]
+    counts = [len(images.digits_in(images.read(item.path))) for item in numbers]
+    right = sum(count == len(item.expected) for count, item in zip(counts, numbers))
+    assert right >= len(numbers) - 1, list(zip(counts, [item.expected for item in numbers]))
+
+
+def test_a_folder_without_sets_is_refused(tmp_path):
+    (tmp_path / "digits" / "seven").mkdir(parents=True)
+    (tmp_path / "digits" / "seven" / "a.png").write_bytes(b"x")
+    with pytest.raises(image_folders.FolderError, match="named by their digits"):
+        image_folders.items(tmp_path)
+    with pytest.raises(image_folders.FolderError, match="no image files"):
+        image_folders.items(tmp_path / "digits")
+
+
+def test_evaluate_images_logs_the_figures_and_every_answer(image_set, tmp_path, monkeypatch):
+    use_store(tmp_path, monkeypatch)
+    try:
+        run_id = train_tiny(version=4, subset=20000, validation=1000, epochs=2, register=False)
+        run = mlflow_run("evaluate", model_uri=f"runs:/{run_id}/model", images=image_set)
+        metrics = run.data.metrics
+        assert metrics["images_digits_count"] == 60 and metrics["images_numbers_count"] == 20
+        assert metrics["images_digits_read"] >= 0.85
+        assert metrics["images_digits_read"] <= metrics["images_digits_accepted"]
+        assert metrics["images_not_digits_rejected_blank_pages"] == 1.0
+        answers = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/images/answers.csv").splitlines()
+        assert len(answers) == 1 + 110 and answers[0].startswith("file,set,expected,answer")
+        missing = run_cli("python", "-m", "pipeline.evaluate", "--model-uri", f"runs:/{run_id}/model",
+                          "--images", str(tmp_path / "nowhere"), check=False)
+        assert missing.returncode != 0 and "is not a folder" in missing.stderr
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -1,0 +1,56 @@
+"""The answer objects: digits, rejections and whole numbers."""
+
+import numpy as np
+
+from pipeline import images, reading
+
+
+def row(best, confidence, not_digit=None):
+    probabilities = np.full(10, (1 - confidence - (not_digit or 0)) / 9)
+    probabilities[best] = confidence
+    return np.append(probabilities, not_digit) if not_digit is not None else probabilities
+
+
+def test_a_confident_answer_is_the_digit():
+    answer = reading.digit_answer(row(7, 0.9), threshold=0.5)
+    assert answer == {"digit": 7, "confidence": answer["confidence"], "probabilities": answer["probabilities"],
+                      "rejected": False, "reason": None}
+    assert abs(answer["confidence"] - 0.9) < 1e-9 and len(answer["probabilities"]) == 10
+
+
+def test_below_the_threshold_is_rejected_with_the_reason():
+    answer = reading.digit_answer(row(3, 0.4), threshold=0.5)
+    assert answer["digit"] is None and answer["rejected"]
+    assert answer["reason"] == "confidence 40% is below the threshold 50%"
+    assert answer["probabilities"][3] == 0.4
+
+
+def test_the_not_a_digit_class_rejects_and_its_column_is_not_a_digit():
+    answer = reading.digit_answer(row(1, 0.2, not_digit=0.7), threshold=0.0)
+    assert answer["rejected"] and answer["reason"] == "not a digit (70% sure)"
+    assert len(answer["probabilities"]) == 10
+    accepted = reading.digit_answer(row(1, 0.6, not_digit=0.3), threshold=0.5)
+    assert accepted["digit"] == 1
+
+
+def test_a_number_is_rejected_when_any_digit_is():
+    found = [images.Digit(np.zeros((28, 28)), (10 * n, 0, 8, 20), False) for n in range(3)]
+    good = reading.number_answer([row(4, 0.9), row(2, 0.95), row(0, 0.8)], found, 0.5)
+    assert good["number"] == "420" and not good["rejected"] and abs(good["confidence"] - 0.8) < 1e-9
+    assert [digit["box"] for digit in good["digits"]] == [[0, 0, 8, 20], [10, 0, 8, 20], [20, 0, 8, 20]]
+    bad = reading.number_answer([row(4, 0.9), row(2, 0.3), row(0, 0.8)], found, 0.5)
+    assert bad["number"] is None and bad["rejected"] and bad["reason"].startswith("digit 2 of 3: confidence 30%")
+
+
+def test_answers_batches_every_digit_and_keeps_refusals_in_place(mnist):
+    digit = 1 - mnist.test_images[0] / 255.0  # a 7 on paper
+    seen = []
+
+    def probabilities_of(batch):
+        seen.append(len(batch))
+        return np.stack([row(7, 0.99)] * len(batch))
+
+    results = reading.answers([digit, np.ones((40, 40)), digit], ["digit", "digit", "number"], probabilities_of)
+    assert seen == [2]
+    assert results[0]["digit"] == 7 and results[2]["number"] == "7"
+    assert results[1] == reading.refusal(results[1]["reason"], "digit") and "no ink" in results[1]["reason"]

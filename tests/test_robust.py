@@ -1,0 +1,56 @@
+"""Version 6: a "not a digit" class trained on non-digits, and what it answers for them."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from pipeline import negatives, training, versions
+
+
+def test_negatives_are_repeatable_mnist_format_and_not_thin(fashion):
+    first = negatives.sample(40, seed=3, clothing=fashion.train_images[:100])
+    again = negatives.sample(40, seed=3, clothing=fashion.train_images[:100])
+    assert first.shape == (40, 28, 28) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, negatives.sample(40, seed=4, clothing=fashion.train_images[:100]))
+    assert 0 <= first.min() and first.max() <= 1
+    widths = [(image.max(axis=0) > 0.3).sum() for image in first]
+    assert min(widths) >= negatives.NARROWEST
+
+
+def test_negatives_need_a_version_with_the_class():
+    with pytest.raises(training.SettingsError, match="not a digit"):
+        training.Settings.for_version(4, negatives=100)
+    assert versions.get(6).classes == 11 and versions.get(5).classes == 10
+
+
+@pytest.fixture(scope="module")
+def robust_run(tmp_path_factory, mnist, fashion):
+    from conftest import use_store
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_store(tmp_path_factory.mktemp("store"), monkeypatch)
+        settings = training.Settings.for_version(6, epochs=2, subset=4000, validation=500, negatives=1500)
+        with mlflow.start_run() as run:
+            outcome = training.train_tracked(settings, register=False)
+        yield mlflow.get_run(run.info.run_id), outcome
+    mlflow.set_tracking_uri(None)
+
+
+def test_version_6_learns_to_say_not_a_digit(robust_run, fashion):
+    run, outcome = robust_run
+    assert outcome.model.output_shape == (None, 11)
+    metrics = run.data.metrics
+    # Held-out non-digits (other clothing, other seeds) are mostly rejected, digits mostly accepted.
+    assert metrics["val_not_digits_rejected"] >= 0.7 and metrics["test_not_digits_rejected"] >= 0.7
+    assert metrics["val_digits_accepted"] >= 0.8
+    assert {"temperature", "val_ece", "val_ece_uncalibrated", "val_nll"} <= set(metrics)
+    assert run.data.params["negatives"] == "1500"
+    confusion = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/confusion_matrix.csv")
+    assert "not a digit" in confusion.splitlines()[0]
+
+    recognizer = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    clothing = training.scaled(fashion.test_images[:50])
+    answers = recognizer.predict(clothing)
+    assert sum(answer["rejected"] for answer in answers) >= 35
+    assert all(len(answer["probabilities"]) == 10 for answer in answers)
