@@ -1,8 +1,10 @@
 """Random variations of whole batches of digits, drawn from a seed, as TensorFlow ops.
 
 Each image gets its own random affine map (rotation, scale, shear, translation
-about the centre, one bilinear resampling) and its own stroke-thickness change
-(a blend towards a 3x3 dilation or erosion, which keeps the grey anti-aliased
+about the centre, one bilinear resampling), optionally an elastic distortion
+(Simard et al., 2003: a random displacement field smoothed by a Gaussian,
+which bends strokes the way hands do), and its own stroke-thickness change (a
+blend towards a 3x3 dilation or erosion, which keeps the grey anti-aliased
 edges). These are the ways handwriting varies that leave the digit's label as it
 is; flips and large rotations, which turn a 6 into a 9, are not among them.
 
@@ -13,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 
 CENTRE = 13.5  # of a 28x28 image, in pixel coordinates
+ELASTIC_SIGMA = 4.0  # pixels: the smoothness of the elastic displacement field
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Augmentation:
     shear: float = 0.0  # horizontal shift per pixel of height
     translation: float = 0.0  # pixels, in x and in y
     thickness: float = 0.0  # 1 = all the way to a 3x3 dilation (+) or erosion (-)
+    elastic: float = 0.0  # the displacement field's scale (Simard's alpha; 34 is theirs for MNIST)
 
     def __bool__(self):
         return any(asdict(self).values())
@@ -42,6 +46,8 @@ def augment(images, seed, augmentation):
         return images
     affine_seed, thickness_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     images = random_affine(images, affine_seed, augmentation)
+    if augmentation.elastic:
+        images = random_elastic(images, tf.random.experimental.stateless_fold_in(seed, 3), augmentation.elastic)
     if augmentation.thickness:
         images = random_thickness(images, thickness_seed, augmentation.thickness)
     return images
@@ -91,3 +97,39 @@ def random_thickness(images, seed, strength):
     dilated = tf.nn.max_pool2d(channels, 3, 1, "SAME")[..., 0]
     eroded = -tf.nn.max_pool2d(-channels, 3, 1, "SAME")[..., 0]
     return images + tf.nn.relu(amount) * (dilated - images) + tf.nn.relu(-amount) * (eroded - images)
+
+
+def random_elastic(images, seed, alpha):
+    """Move each pixel by a smooth random field (uniform noise, Gaussian-blurred, times `alpha`), bilinearly."""
+    import tensorflow as tf
+
+    count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    field = tf.random.stateless_uniform([count, height, width, 2], seed, minval=-1.0, maxval=1.0)
+    radius = int(2 * ELASTIC_SIGMA)
+    taps = tf.exp(-tf.square(tf.range(-radius, radius + 1, dtype=tf.float32)) / (2 * ELASTIC_SIGMA ** 2))
+    taps /= tf.reduce_sum(taps)
+    across = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, 2, 1])  # separable: along x, then along y
+    down = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), [1, 1, 2, 1])
+    field = tf.nn.depthwise_conv2d(field, across, [1, 1, 1, 1], "SAME")
+    field = alpha * tf.nn.depthwise_conv2d(field, down, [1, 1, 1, 1], "SAME")
+    rows, columns = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    return bilinear(images, rows + field[..., 0], columns + field[..., 1])
+
+
+def bilinear(images, rows, columns):
+    """images (N, H, W) sampled at real-valued (rows, columns) (N, H, W); black outside the image."""
+    import tensorflow as tf
+
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    flat = tf.reshape(images, [tf.shape(images)[0], -1])
+    top, left = tf.floor(rows), tf.floor(columns)
+    result = tf.zeros_like(rows)
+    for row_step, column_step in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        row, column = top + row_step, left + column_step
+        weight = (1 - tf.abs(rows - row)) * (1 - tf.abs(columns - column))
+        inside = (row >= 0) & (row < tf.cast(height, tf.float32)) & (column >= 0) & (column < tf.cast(width, tf.float32))
+        index = tf.cast(tf.clip_by_value(row, 0, tf.cast(height - 1, tf.float32)), tf.int32) * width + \
+            tf.cast(tf.clip_by_value(column, 0, tf.cast(width - 1, tf.float32)), tf.int32)
+        values = tf.reshape(tf.gather(flat, tf.reshape(index, [tf.shape(flat)[0], -1]), batch_dims=1), tf.shape(rows))
+        result += tf.where(inside, weight * values, 0.0)
+    return result

@@ -27,7 +27,7 @@ def test_zero_strength_is_the_identity(digits, augmentation):
 
 
 def test_each_variation_alone_at_zero_draws_changes_nothing_but_its_own(digits):
-    for name in ("rotation", "scale", "shear", "translation", "thickness"):
+    for name in ("rotation", "scale", "shear", "translation", "thickness", "elastic"):
         varied = np.asarray(augment(digits, [3, 4], Augmentation(**{name: 0.5})))
         assert not np.array_equal(varied, digits), name
 
@@ -57,6 +57,31 @@ def test_thickness_thickens_or_thins_the_strokes(digits):
     changed = ~np.isclose(thicker, ink, rtol=0.02)
     assert changed.mean() > 0.8
     assert (thicker > ink).any() and (thicker < ink).any()
+
+
+def test_bilinear_sampling_at_whole_pixels_is_exact():
+    import tensorflow as tf
+
+    from pipeline.augmentation import bilinear
+
+    images = tf.constant(np.random.default_rng(0).random((2, 28, 28), np.float32))
+    rows, columns = np.meshgrid(np.arange(28.0), np.arange(28.0), indexing="ij")
+    grid = [tf.constant(np.broadcast_to(axis, (2, 28, 28)).astype(np.float32)) for axis in (rows, columns)]
+    np.testing.assert_array_equal(np.asarray(bilinear(images, *grid)), np.asarray(images))
+    moved = np.asarray(bilinear(images, grid[0], grid[1] - 1))  # each pixel takes its left neighbour's value
+    np.testing.assert_array_equal(moved[:, :, 1:], np.asarray(images)[:, :, :-1])
+    assert not moved[:, :, 0].any()
+    half = np.asarray(bilinear(images, grid[0], grid[1] + 0.5))[:, :, :-1]
+    np.testing.assert_allclose(half, (np.asarray(images)[:, :, :-1] + np.asarray(images)[:, :, 1:]) / 2, rtol=1e-6)
+
+
+def test_elastic_distortion_bends_strokes_but_keeps_the_ink_in_place(digits):
+    bent = np.asarray(augment(digits, [5, 5], Augmentation(elastic=34)))
+    assert bent.shape == digits.shape and not np.array_equal(bent, digits)
+    kept = bent.sum(axis=(1, 2)) / digits.sum(axis=(1, 2))  # strokes stretched and squeezed, not lost
+    assert 0.9 < np.median(kept) < 1.1 and kept.min() > 0.4
+    moved = np.abs(np.array(centres_of_mass(bent)) - np.array(centres_of_mass(digits)))
+    assert moved.max() < 4 and moved.mean() < 1
 
 
 def test_varied_digits_stay_the_same_digit(mnist):
