@@ -14,7 +14,8 @@ digit is.
 An answer is rejected, with `digit: null` and a short `reason`, when the image
 cannot hold a digit (`pipeline.images` refuses it before the model sees it),
 when a network with a "not a digit" class gives that class more probability than
-any digit, or when the (calibrated) confidence is below the threshold.
+any digit (one digit only: the pieces of a number are taken to be digits), or
+when the (calibrated) confidence is below the threshold.
 """
 
 import numpy as np
@@ -53,9 +54,14 @@ def digit_answer(probabilities, threshold):
 
 
 def number_answer(rows, digits, threshold):
-    """The answer for a whole number: one row of probabilities per Digit found in it."""
+    """The answer for a whole number: one row of probabilities per Digit found in it.
+
+    The image is declared to hold a number, so each piece is taken to be a digit:
+    its probabilities are those among the ten digits ("not a digit" set aside),
+    and only the threshold rejects it.
+    """
     read = [
-        {**digit_answer(row, threshold), "box": [int(value) for value in digit.box]}
+        {**digit_answer(among_digits(row), threshold), "box": [int(value) for value in digit.box]}
         for row, digit in zip(rows, digits)
     ]
     reason = next(
@@ -69,6 +75,12 @@ def number_answer(rows, digits, threshold):
         "number": None if reason else "".join(str(answer["digit"]) for answer in read),
         "digits": [{key: answer[key] for key in ("digit", "confidence", "box")} for answer in read],
     }
+
+
+def among_digits(probabilities):
+    """The probabilities of the ten digits given that the image is one."""
+    digits = np.asarray(probabilities[:DIGITS], dtype=np.float64)
+    return digits / digits.sum()
 
 
 def refusal(reason, mode):

@@ -47,7 +47,7 @@ IMAGE_SIZE = 28
 
 
 class InputError(MlflowException):
-    """A batch that is not MNIST-format images: the server answers 400 with this message."""
+    """A payload the model cannot read (bad shape, pixels, base64, image, mode): the server answers 400 with it."""
 
     def __init__(self, message):
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
