@@ -54,3 +54,11 @@ def test_answers_batches_every_digit_and_keeps_refusals_in_place(mnist):
     assert seen == [2]
     assert results[0]["digit"] == 7 and results[2]["number"] == "7"
     assert results[1] == reading.refusal(results[1]["reason"], "digit") and "no ink" in results[1]["reason"]
+
+
+def test_the_pieces_of_a_number_are_digits_whatever_the_not_a_digit_class_says():
+    found = [images.Digit(np.zeros((28, 28)), (0, 0, 8, 20), False)]
+    answer = reading.number_answer([row(5, 0.35, not_digit=0.6)], found, 0.5)
+    assert answer["number"] == "5" and abs(answer["digits"][0]["confidence"] - 0.35 / 0.4) < 1e-6
+    unsure = reading.number_answer([row(5, 0.15, not_digit=0.6)], found, 0.5)
+    assert unsure["rejected"] and "below the threshold" in unsure["reason"]
