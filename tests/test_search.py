@@ -26,7 +26,7 @@ def test_every_sampled_configuration_builds_a_valid_model(number):
         sampled = version.search_space(trial)
         architecture = {k: v for k, v in sampled.items() if k not in searching.SETTINGS_KEYS}
         model = version.build(**training.resolved_architecture(version, architecture))
-        assert model.output_shape == (None, 10)
+        assert model.output_shape == (None, version.classes)
         settings = {k: v for k, v in sampled.items() if k in searching.SETTINGS_KEYS}
         training.Settings.for_version(number, **settings)  # every setting is a real one
         study.tell(trial, 0.5)
