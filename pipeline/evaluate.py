@@ -44,7 +44,7 @@ def main(argv=None):
         try:
             model = mlflow.pyfunc.load_model(args.model_uri)
         except (MlflowException, OSError) as error:
-            sys.exit(f"evaluate: cannot load {args.model_uri}: {error}")
+            sys.exit(f"evaluate: cannot evaluate {args.model_uri}: {error}")
         mlflow.set_tags(tracking.environment_tags())
         if args.images:
             evaluate_images(model, args)
