@@ -53,8 +53,6 @@ def main(argv=None):
 
 
 def evaluate_test_set(model, args):
-    import mlflow
-
     from pipeline import datasets, evaluation, tracking, training
 
     try:
@@ -66,10 +64,9 @@ def evaluate_test_set(model, args):
     tracking.log_dataset(dataset, arrays)
     count = args.subset or len(arrays.test_labels)
     images = training.scaled(arrays.test_images[:count])
-    probabilities = model.unwrap_python_model().probabilities(images)
-    classes = dataset.classes + ("not a digit",) * (probabilities.shape[1] - len(dataset.classes))
     result = evaluation.log_test_evaluation(
-        probabilities, images, arrays.test_labels[:count], classes, title=args.model_uri
+        model.unwrap_python_model().probabilities(images), images, arrays.test_labels[:count], dataset.classes,
+        title=args.model_uri,
     )
     print(f"{args.model_uri}: test accuracy {result.accuracy:.2%}, {result.errors} errors "
           f"in {len(result.labels)} images, loss {result.loss:.4f}")

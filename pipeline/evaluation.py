@@ -63,8 +63,12 @@ class Evaluation:
 
 
 def log_test_evaluation(probabilities, images, labels, classes, title=""):
-    """Log test metrics and artifacts to the active run; return the Evaluation."""
+    """Log test metrics and artifacts to the active run; return the Evaluation.
+
+    A column of probabilities beyond `classes` is the "not a digit" class.
+    """
     evaluation = Evaluation(np.asarray(probabilities, np.float64), np.asarray(labels, np.int64))
+    classes = tuple(classes) + ("not a digit",) * (evaluation.probabilities.shape[1] - len(classes))
     mlflow.log_metrics({
         "test_accuracy": evaluation.accuracy,
         "test_loss": evaluation.loss,

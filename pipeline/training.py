@@ -299,9 +299,8 @@ def train_tracked(settings, dataset_name="mnist", architecture=None, register=Tr
     log_architecture(model)
 
     probabilities = predict(model, splits.test_images)
-    classes = dataset.classes + (("not a digit",) if version.reject_class else ())
     result = evaluation.log_test_evaluation(
-        probabilities, splits.test_images, splits.test_labels, classes, title=title
+        probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
     )
     temperature = served_model.calibrate([model], (splits.validation_images, splits.validation_labels))
     if version.reject_class:
