@@ -56,7 +56,7 @@ class Settings:
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 compute, float32 weights
     steps_per_execution: int = 1  # training steps per call into TensorFlow
     jit_compile: bool = False  # compile the training step with XLA
-    negatives: int = 0  # non-digits added to the training images, for versions with a "not a digit" class
+    negatives: float = 0.0  # non-digits added per training digit, for versions with a "not a digit" class
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -67,6 +67,8 @@ class Settings:
             raise SettingsError(f"ema is a momentum in [0, 1), got {self.ema}")
         if not 0 <= self.warmup < 1:
             raise SettingsError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
+        if self.negatives < 0:
+            raise SettingsError(f"negatives is a number of non-digits per training digit, >= 0, got {self.negatives}")
         if self.negatives and not versions.get(self.version).reject_class:
             raise SettingsError(f"version {self.version} has no \"not a digit\" class to train on negatives")
 
@@ -123,7 +125,7 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
     `architecture` overrides the version's layer sizes (keyword arguments of its builder).
     The history holds Keras' metrics per epoch plus `epoch_seconds`; training time is
     the wall clock of `model.fit`, validation passes included. With `settings.negatives`
-    the training images also hold that many non-digits, labelled "not a digit";
+    the training images also hold that many non-digits per digit, labelled "not a digit";
     validation stays on digits, so validation accuracies compare across versions.
     """
     version = versions.get(settings.version)
@@ -222,11 +224,11 @@ CLOTHING_FOR_TRAINING = 50_000
 
 
 def with_negatives(splits, settings):
-    """`splits` with `settings.negatives` non-digits (`pipeline.negatives`, label 10) added to the training images."""
+    """`splits` with non-digits (`pipeline.negatives`, label 10) added: `settings.negatives` per training digit."""
     from pipeline import datasets, negatives
 
     clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
-    extra = negatives.sample(settings.negatives, settings.seed, clothing)
+    extra = negatives.sample(round(settings.negatives * len(splits.train_images)), settings.seed, clothing)
     labels = np.full(len(extra), versions.CLASSES, splits.train_labels.dtype)
     return replace(splits, train_images=np.concatenate([splits.train_images, extra]),
                    train_labels=np.concatenate([splits.train_labels, labels]))

@@ -20,7 +20,7 @@ def test_negatives_are_repeatable_mnist_format_and_not_thin(fashion):
 
 def test_negatives_need_a_version_with_the_class():
     with pytest.raises(training.SettingsError, match="not a digit"):
-        training.Settings.for_version(4, negatives=100)
+        training.Settings.for_version(4, negatives=0.2)
     assert versions.get(6).classes == 11 and versions.get(5).classes == 10
 
 
@@ -30,7 +30,7 @@ def robust_run(tmp_path_factory, mnist, fashion):
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_store(tmp_path_factory.mktemp("store"), monkeypatch)
-        settings = training.Settings.for_version(6, epochs=2, subset=4000, validation=500, negatives=1500)
+        settings = training.Settings.for_version(6, epochs=2, subset=4000, validation=500, negatives=0.4)
         with mlflow.start_run() as run:
             outcome = training.train_tracked(settings, register=False)
         yield mlflow.get_run(run.info.run_id), outcome
@@ -45,7 +45,7 @@ def test_version_6_learns_to_say_not_a_digit(robust_run, fashion):
     assert metrics["val_not_digits_rejected"] >= 0.7 and metrics["test_not_digits_rejected"] >= 0.7
     assert metrics["val_digits_accepted"] >= 0.8
     assert {"temperature", "val_ece", "val_ece_uncalibrated", "val_nll"} <= set(metrics)
-    assert run.data.params["negatives"] == "1500"
+    assert run.data.params["negatives"] == "0.4"
     confusion = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/confusion_matrix.csv")
     assert "not a digit" in confusion.splitlines()[0]
 
