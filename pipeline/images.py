@@ -199,7 +199,8 @@ def split_wide(mask, ink, height):
     step = width / parts
     cuts = [left]
     for number in range(1, parts):
-        low, high = round(step * (number - 0.1)), round(step * (number + 0.1))
+        low = round(step * (number - 0.1))
+        high = max(low + 1, round(step * (number + 0.1)))
         cuts.append(left + low + int(np.argmin(profile[low:high])))
     cuts.append(left + width)
     pieces = []

@@ -271,3 +271,11 @@ def test_a_stray_mark_between_digits_is_not_a_digit(mnist):
     right_of_first = boxes[0][0] + boxes[0][2]
     paper[60:120, right_of_first + 12:right_of_first + 15] = 0.6  # a thin faint stroke in the gap
     assert len(images.digits_in(paper)) == 2
+
+
+@pytest.mark.parametrize("height, width", [(2, 5), (3, 30)])
+def test_a_tiny_flat_mark_is_split_without_failing(height, width):
+    paper = np.ones((60, 80), np.float32)
+    paper[28:28 + height, 10:10 + width] = 0.0
+    found = images.digits_in(paper)
+    assert found and sum(digit.box[2] for digit in found) <= width + len(found)
