@@ -108,16 +108,18 @@ def test_evaluate_the_production_model(trained, mnist):
     assert "figures/worst_errors.png" in artifacts(evaluated.info.run_id)
 
 
-def test_main_job_runs_every_step_nested(tracking, mnist):
-    parent = mlflow_run("main", versions="1,2", epochs=1, subset=1500, validation=300)
+def test_main_job_runs_every_step_nested(tracking, mnist, fashion):
+    """Version 6 needs Fashion-MNIST, so the main job prepares it too."""
+    parent = mlflow_run("main", versions="1,6", epochs=1, subset=1500, validation=300)
     children = mlflow.search_runs(filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
                                   output_format="list")
     steps = sorted(child.data.tags["mlflow.project.entryPoint"] for child in children)
-    assert steps == ["prep", "promote", "train", "train"]
+    assert steps == ["prep", "prep", "promote", "train", "train"]
     assert all(child.info.status == "FINISHED" for child in children)
     assert mlflow.MlflowClient().get_model_version_by_alias("mnist", "production")
-    assert mlflow.search_runs(output_format="list", filter_string="attributes.run_name = 'prep mnist'")[0] \
-        .data.tags["dataset_digest"] == datasets.digest(datasets.MNIST)
+    for dataset in (datasets.MNIST, datasets.FASHION_MNIST):
+        [prep] = mlflow.search_runs(output_format="list", filter_string=f"attributes.run_name = 'prep {dataset.name}'")
+        assert prep.data.tags["dataset_digest"] == datasets.digest(dataset)
 
 
 def free_port():
