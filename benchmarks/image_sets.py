@@ -7,7 +7,7 @@
 The handwriting is MNIST's: the test digits (written by people whose digits are
 not in the training images) or, with `--split validation`, the validation ones,
 to tune against without touching the test set. Each digit is drawn the way a
-person's photo of it comes out: any size from 24 to 400 pixels, off-centre,
+person's photo of it comes out: any height from 24 to 320 pixels, off-centre,
 rotated up to 12 degrees, strokes thinner or thicker, black, blue or grey ink on
 white or cream paper with uneven light, or white chalk on a dark board, as PNG
 or JPEG. Numbers are 2 to 6 digits side by side, spaced or almost touching. Not
