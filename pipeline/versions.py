@@ -222,7 +222,7 @@ def build_best(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_fi
 
 
 def build_robust(filters1=32, filters2=64, filters3=128, dropout=0.1):
-    """Version 5's network with an 11th output: "not a digit"."""
+    """Three Conv-BN-ReLU stages, as version 5 but normalizing the first too, with an 11th output: "not a digit"."""
     return staged_network(filters1, filters2, filters3, dropout, CLASSES + 1, "robust")
 
 
@@ -301,7 +301,8 @@ VERSIONS = {
         ),
         Version(
             6, "robust",
-            "version 5's network with 11 outputs (digits and \"not a digit\"), trained on non-digits too; "
+            "3 x (Conv-BN-ReLU -> Pool -> Dropout 0.1), 32/64/128 filters, with 11 outputs "
+            "(digits and \"not a digit\"), trained on non-digits too; "
             "stronger stroke and shape variations, for people's images",
             build_robust, epochs=20, batch_size=128, learning_rate=0.003,
             loss="categorical_crossentropy", search_space=best_space, reject_class=True,

@@ -55,6 +55,19 @@ def test_own_versions_take_the_shared_input_and_give_float32_probabilities(numbe
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_version_5_normalizes_all_but_the_first_stage_and_version_6_every_stage():
+    def stages(model):
+        names = [type(layer).__name__ for layer in model.layers]
+        convolutions = [index for index, name in enumerate(names) if name == "Conv2D"]
+        return [names[index + 1] == "BatchNormalization" for index in convolutions]
+
+    best = versions.build_best()
+    assert stages(best) == [False, True, True]
+    assert best.layers[1].activation.__name__ == "relu" and best.layers[1].use_bias
+    assert stages(versions.build_robust()) == [True, True, True]
+    assert stages(versions.build_best(normalize_first=True)) == [True, True, True]
+
+
 @pytest.mark.parametrize("number", sorted(versions.VERSIONS))
 def test_every_search_space_fits_its_builder(number):
     import optuna
