@@ -118,6 +118,7 @@ def best_space(trial):
         "filters2": trial.suggest_int("filters2", 32, 96, step=32),
         "filters3": trial.suggest_int("filters3", 64, 192, step=64),
         "dropout": trial.suggest_float("dropout", 0.0, 0.4),
+        "normalize_first": trial.suggest_categorical("normalize_first", [False, True]),
         "learning_rate": trial.suggest_float("learning_rate", 1e-3, 6e-3, log=True),
     }
 
@@ -221,12 +222,12 @@ def build_best(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_fi
     return staged_network(filters1, filters2, filters3, dropout, CLASSES, "best", normalize_first)
 
 
-def build_robust(filters1=32, filters2=64, filters3=128, dropout=0.1):
-    """Three Conv-BN-ReLU stages, as version 5 but normalizing the first too, with an 11th output: "not a digit"."""
-    return staged_network(filters1, filters2, filters3, dropout, CLASSES + 1, "robust")
+def build_robust(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_first=True):
+    """Version 5's network, normalizing the first stage too, with an 11th output: "not a digit"."""
+    return staged_network(filters1, filters2, filters3, dropout, CLASSES + 1, "robust", normalize_first)
 
 
-def staged_network(filters1, filters2, filters3, dropout, classes, name, normalize_first=True):
+def staged_network(filters1, filters2, filters3, dropout, classes, name, normalize_first):
     from keras import Input, Sequential, layers
 
     def convolution(filters, normalize):
