@@ -191,19 +191,13 @@ def build_fast(filters1=16, filters2=32, filters3=64, units=128, batch_norm=Fals
     """
     from keras import Input, Sequential, layers
 
-    def convolution(filters):
-        if batch_norm:
-            return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
-                    layers.BatchNormalization(momentum=0.9), layers.ReLU()]
-        return [layers.Conv2D(filters, 3, padding="same", activation="relu")]
-
     return Sequential([
         Input(IMAGE_SHAPE),
         layers.Reshape(IMAGE_SHAPE + (1,)),
         *[
             layer
             for filters in (filters1, filters2, filters3)
-            for layer in (*convolution(filters), layers.MaxPooling2D())
+            for layer in (*convolution(filters, batch_norm), layers.MaxPooling2D())
         ],
         layers.Flatten(),
         layers.Dense(units, activation="relu"),
@@ -230,12 +224,6 @@ def build_robust(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_
 def staged_network(filters1, filters2, filters3, dropout, classes, name, normalize_first):
     from keras import Input, Sequential, layers
 
-    def convolution(filters, normalize):
-        if not normalize:
-            return [layers.Conv2D(filters, 3, padding="same", activation="relu")]
-        return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
-                layers.BatchNormalization(momentum=0.9), layers.ReLU()]
-
     return Sequential([
         Input(IMAGE_SHAPE),
         layers.Reshape(IMAGE_SHAPE + (1,)),
@@ -247,6 +235,16 @@ def staged_network(filters1, filters2, filters3, dropout, classes, name, normali
         layers.Flatten(),
         layers.Dense(classes, activation="softmax", dtype="float32"),
     ], name=name)
+
+
+def convolution(filters, normalize):
+    """A 3x3 convolution keeping the image size, then ReLU; with `normalize`, batch normalization between."""
+    from keras import layers
+
+    if not normalize:
+        return [layers.Conv2D(filters, 3, padding="same", activation="relu")]
+    return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(momentum=0.9), layers.ReLU()]
 
 
 # Measured on two CPU cores (see BENCHMARKS.md): bfloat16 compute is about 10 % faster
