@@ -9,10 +9,12 @@ and down, and all those probabilities are averaged.
 The members are the models that `train` logged in those runs. They must have been
 validated on the same images (the same `validation_set` tag), so that the
 ensemble's validation accuracy, which `promote` compares, is measured on images
-none of them trained on. Logs the ensemble's validation and test figures, each
-member's test accuracy beside it, and the ensemble itself as a DigitRecognizer
-registered as a new version of `mnist`: `promote` and `mlflow models serve` treat
-it like any other version.
+none of them trained on (final fits, trained with `validation=0`, leave none: an
+ensemble of them has no validation accuracy, and `promote` does not choose it).
+Logs the ensemble's validation and test figures, each member's test accuracy
+beside it, and the ensemble itself as a DigitRecognizer registered as a new
+version of `mnist`: `promote` and `mlflow models serve` treat it like any other
+version.
 """
 
 import argparse
@@ -93,10 +95,13 @@ def main(argv=None):
             "version_name": f"ensemble of {len(runs)} (versions {', '.join(versions)})",
             "validation_set": runs[0].data.tags["validation_set"],
         })
-        validation = evaluation.Evaluation(
-            served_model.average_probabilities(networks, splits.validation_images, args.tta), splits.validation_labels
-        )
-        mlflow.log_metric("val_accuracy", validation.accuracy)
+        validation = None
+        if len(splits.validation_images):
+            validation = evaluation.Evaluation(
+                served_model.average_probabilities(networks, splits.validation_images, args.tta),
+                splits.validation_labels,
+            )
+            mlflow.log_metric("val_accuracy", validation.accuracy)
         member_accuracies = []
         for number, network in enumerate(networks):
             predicted = training.predict(network, splits.test_images).argmax(axis=1)
@@ -118,8 +123,8 @@ def main(argv=None):
             })
     for number, accuracy in enumerate(member_accuracies):
         print(f"member {number + 1}: test accuracy {accuracy:.2%}")
-    print(f"ensemble of {len(networks)}: validation accuracy {validation.accuracy:.2%}, "
-          f"test accuracy {result.accuracy:.2%} ({result.errors} errors)")
+    validated = f"validation accuracy {validation.accuracy:.2%}, " if validation is not None else ""
+    print(f"ensemble of {len(networks)}: {validated}test accuracy {result.accuracy:.2%} ({result.errors} errors)")
     if model_version is not None:
         print(f"registered as version {model_version} of the model `mnist`")
 

@@ -99,6 +99,9 @@ def decide(found, requested=None):
         chosen = next((candidate for candidate in found if candidate.version == requested), None)
         if chosen is None:
             raise PromotionError(f"version {requested} is not registered")
+        if chosen.val_accuracy is None:
+            return Decision(None, current, f"version {requested} has no validation accuracy (trained on every "
+                                           f"training image, or registered by hand); refused", compared)
         if chosen not in compared:
             return Decision(None, current, f"version {requested} was not validated on the same images "
                                            f"as the Production version {reference.version}; refused", compared)

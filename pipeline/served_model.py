@@ -20,12 +20,13 @@ accepted. A malformed payload or an image that cannot be decoded is answered 400
 with the reason, naming the row.
 
 The probabilities are calibrated: the model carries the temperature fitted on
-the validation split (`pipeline.calibration`). `.probabilities(images)` of the
-loaded model (`mlflow.pyfunc.load_model(uri).unwrap_python_model()`) gives them
-as an array, the networks themselves are `.networks`, and their Keras files are
-the artifacts `keras_model` (or `keras_model_1`, `keras_model_2`, ... for an
-ensemble) inside the logged model. The `pipeline` package travels with the
-model (`code_paths`), so it loads wherever the pinned requirements are installed.
+the validation split (`pipeline.calibration`; 1 for a final fit, which has none).
+`.probabilities(images)` of the loaded model
+(`mlflow.pyfunc.load_model(uri).unwrap_python_model()`) gives them as an array,
+the networks themselves are `.networks`, and their Keras files are the artifacts
+`keras_model` (or `keras_model_1`, `keras_model_2`, ... for an ensemble) inside
+the logged model. The `pipeline` package travels with the model (`code_paths`),
+so it loads wherever the pinned requirements are installed.
 """
 
 import base64
@@ -162,9 +163,14 @@ def calibrate(networks, validation, tta=False):
     """The temperature fitted on `validation` (images, labels), logged with the calibration it gives.
 
     The metrics are the validation negative log-likelihood and expected calibration
-    error, before (`_uncalibrated`) and after.
+    error, before (`_uncalibrated`) and after. Without validation images (a final
+    fit on every training image) nothing can be fitted and the temperature stays 1.
     """
     images, labels = validation
+    if not len(images):
+        print("no validation images: the probabilities are left uncalibrated (temperature 1)")
+        mlflow.log_metric("temperature", 1.0)
+        return 1.0
     raw = average_probabilities(networks, images, tta)
     temperature = calibration.fit_temperature(raw, labels)
     calibrated = calibration.scaled(raw, temperature)

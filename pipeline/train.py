@@ -25,8 +25,10 @@ def parse(argv):
     parser.add_argument(*option("learning-rate"), dest="learning_rate", type=positive_float,
                         help="Adam's learning rate; default: the version's")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="same seed, same metrics (default 0)")
-    parser.add_argument("--validation", type=positive_int, default=5000,
-                        help="training images held out, from the end, to validate on (default 5000)")
+    parser.add_argument("--validation", type=non_negative_int, default=5000,
+                        help="training images held out, from the end, to validate on (default 5000); 0 = train "
+                             "on all of them, once the recipe is chosen: no validation metrics, no calibration, "
+                             "and `promote` will not choose the model")
     parser.add_argument("--subset", type=non_negative_int, default=0,
                         help="use only the first N training and N test images, for quick checks (default 0 = all)")
     parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")

@@ -9,7 +9,9 @@ this one trains.
 The validation split is the last `validation` training images: the seed
 validated on its own training set, which says nothing about unseen digits, so
 here every choice made during training looks at this held-out split and the
-test set only gives the final figures.
+test set only gives the final figures. Once the choices are made, `validation=0`
+trains the same recipe on every training image: a final fit, with no validation
+metrics, which `promote` therefore never chooses.
 """
 
 import inspect
@@ -45,7 +47,7 @@ class Settings:
     batch_size: int
     learning_rate: float
     seed: int = 0
-    validation: int = 5000  # images held out from the end of the training set
+    validation: int = 5000  # images held out from the end of the training set; 0 = none, train on all
     subset: int = 0  # use only the first N training and N test images; 0 = all
     # The recipe: what versions 1-3 leave at these defaults, versions 4 and 5 set.
     schedule: str = "constant"  # or "warmup_cosine": linear from a tenth of learning_rate up to it, cosine down to 0
@@ -101,15 +103,15 @@ def scaled(images):
 
 
 def split(arrays, validation, subset=0):
-    """Hold out the last `validation` training images; optionally keep only the first `subset`."""
+    """Hold out the last `validation` training images (0: none); optionally keep only the first `subset`."""
     train_images, train_labels = arrays.train_images, arrays.train_labels
     test_images, test_labels = arrays.test_images, arrays.test_labels
     if subset:
         train_images, train_labels = train_images[:subset], train_labels[:subset]
         test_images, test_labels = test_images[:subset], test_labels[:subset]
-    if not 0 < validation < len(train_images):
+    if not 0 <= validation < len(train_images):
         raise SettingsError(
-            f"validation must be between 1 and {len(train_images) - 1} (the training images), got {validation}"
+            f"validation must be between 0 and {len(train_images) - 1} (the training images), got {validation}"
         )
     cut = len(train_images) - validation
     return Splits(
@@ -162,7 +164,8 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
     history = model.fit(
         **training_data(settings, splits.train_images, encode(splits.train_labels)),
         epochs=settings.epochs,
-        validation_data=(splits.validation_images, encode(splits.validation_labels)),
+        validation_data=(splits.validation_images, encode(splits.validation_labels))
+        if len(splits.validation_images) else None,
         callbacks=[epoch_log, *callbacks],
         verbose=verbose,
     )
@@ -325,10 +328,11 @@ def log_rejection(model, splits, seed, temperature):
 
     clothing = datasets.load(datasets.FASHION_MNIST)
     held_out = {
-        "val": (splits.validation_images, negatives.sample(
-            len(splits.validation_images), seed + 1, clothing.train_images[CLOTHING_FOR_TRAINING:])),
         "test": (splits.test_images, negatives.sample(len(splits.test_images), seed + 2, clothing.test_images)),
     }
+    if len(splits.validation_images):  # none in a final fit
+        held_out["val"] = (splits.validation_images, negatives.sample(
+            len(splits.validation_images), seed + 1, clothing.train_images[CLOTHING_FOR_TRAINING:]))
     for prefix, (digits, others) in held_out.items():
         evaluation.log_rejection(
             prefix, calibration.scaled(predict(model, digits), temperature),

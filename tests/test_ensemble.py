@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import train_tiny
-from pipeline import calibration, ensemble, promotion, training
+from pipeline import calibration, ensemble, promote, promotion, training
 from pipeline.served_model import average_probabilities
 
 
@@ -37,6 +37,30 @@ def test_ensemble_predicts_the_mean_of_its_members(two_tiny_runs, mnist, capsys)
     np.testing.assert_allclose(member_accuracies, expected, rtol=1e-6)
     # promote considers it like any other version
     assert int(newest.version) in {candidate.version for candidate in promotion.candidates(client, "mnist")}
+
+
+def test_final_fits_on_every_image_ensemble_but_are_never_promoted(tracking, mnist, capsys):
+    client = mlflow.MlflowClient()
+    runs = [train_tiny(seed=seed, validation=0) for seed in (0, 1)]
+    for run_id in runs:
+        run = client.get_run(run_id)
+        assert run.data.tags["validation_set"].endswith(":last=0")
+        assert "test_accuracy" in run.data.metrics and not any(key.startswith("val_") for key in run.data.metrics)
+        assert recognizer(f"runs:/{run_id}/model").temperature == 1.0  # nothing held out to calibrate on
+    ensemble.main(["--runs", ",".join(runs)])
+    assert "ensemble of 2: test accuracy" in capsys.readouterr().out
+    newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
+    metrics = client.get_run(newest.run_id).data.metrics
+    assert "test_accuracy" in metrics and "val_accuracy" not in metrics
+
+    with pytest.raises(SystemExit, match="no registered version has a validation accuracy"):
+        promote.main([])
+    validated = train_tiny(seed=2)
+    promote.main([])
+    promote.main(["--model-version", str(newest.version)])
+    production = client.get_model_version_by_alias("mnist", promotion.ALIAS)
+    assert production.run_id == validated
+    assert "has no validation accuracy" in capsys.readouterr().out
 
 
 def test_runs_validated_on_other_images_are_refused(two_tiny_runs, capsys):

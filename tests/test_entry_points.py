@@ -48,6 +48,7 @@ def test_train_takes_the_optional_settings_as_mlflow_passes_them():
     assert (args.epochs, args.batch_size, args.learning_rate) == (3, 64, 0.001)
     args = train.parse(["--version", "2", "--batch-size", "32"])
     assert args.batch_size == 32 and args.epochs is None
+    assert train.parse(["--version", "5", "--validation", "0"]).validation == 0
 
 
 @pytest.mark.parametrize("argv, message", [

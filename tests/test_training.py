@@ -26,9 +26,15 @@ def test_subset_keeps_the_first_images_of_both_sets():
     assert (len(splits.train_images), len(splits.validation_images), len(splits.test_images)) == (40, 10, 20)
 
 
-@pytest.mark.parametrize("validation", [0, 100, 1000])
+def test_no_validation_trains_on_every_image():
+    splits = training.split(small_arrays(), validation=0)
+    assert len(splits.train_images) == 100
+    assert splits.validation_images.shape == (0, 28, 28) and len(splits.validation_labels) == 0
+
+
+@pytest.mark.parametrize("validation", [-1, 100, 1000])
 def test_impossible_validation_split_is_refused(validation):
-    with pytest.raises(ValueError, match="validation must be between 1 and 99"):
+    with pytest.raises(ValueError, match="validation must be between 0 and 99"):
         training.split(small_arrays(), validation=validation)
 
 
