@@ -54,3 +54,11 @@ def test_version_6_learns_to_say_not_a_digit(robust_run, fashion):
     answers = recognizer.predict(clothing)
     assert sum(answer["rejected"] for answer in answers) >= 35
     assert all(len(answer["probabilities"]) == 10 for answer in answers)
+
+
+def test_a_final_fit_measures_rejection_on_test_images_only(tracking, mnist, fashion):
+    splits = training.split(mnist, validation=0, subset=300)
+    with mlflow.start_run() as run:
+        training.log_rejection(versions.get(6).build(), splits, seed=0, temperature=1.0)
+    metrics = mlflow.get_run(run.info.run_id).data.metrics
+    assert set(metrics) == {"test_digits_accepted", "test_not_digits_rejected"}
