@@ -278,7 +278,9 @@ def fail_stale_trials(study):
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = frozen.user_attrs.get("worker", ":")
         worker_host, _, pid = worker.rpartition(":")
-        silent = time.time() - frozen.user_attrs.get("heartbeat", 0)
+        # A trial just claimed has no worker or heartbeat yet: it counts as alive from its start.
+        started = frozen.datetime_start.timestamp() if frozen.datetime_start else time.time()
+        silent = time.time() - frozen.user_attrs.get("heartbeat", started)
         gone = worker_host == host and pid.isdigit() and not process_alive(int(pid))
         if not (gone or silent > STALE_SECONDS) or worker == worker_id():
             continue

@@ -65,6 +65,17 @@ def test_a_pruned_trial_reports_as_pruned_in_optuna_and_mlflow(tracking):
     assert searching.claim(study) is None, "no slot is left"
 
 
+def test_a_trial_claimed_a_moment_ago_is_not_taken_for_dead(tracking):
+    # Between the claim (WAITING -> RUNNING) and its first user attributes, another worker
+    # starting up must not mistake the trial for one whose worker is gone.
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({})
+    [waiting] = study.get_trials(states=(TrialState.WAITING,))
+    assert study._storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
+    searching.fail_stale_trials(study)
+    assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
+
+
 def search_runs(parent_id=None):
     runs = mlflow.search_runs(output_format="list", filter_string="tags.optuna_trial != ''")
     return [r for r in runs if parent_id is None or r.data.tags["mlflow.parentRunId"] == parent_id]
