@@ -29,6 +29,16 @@ def probability(text):
     return _number(text, float, "a number between 0 and 1", lambda value: 0 <= value <= 1)
 
 
+def version_number(text):
+    """The number of one of `pipeline.versions`."""
+    from pipeline.versions import VERSIONS
+
+    number = non_negative_int(text)
+    if number not in VERSIONS:
+        raise argparse.ArgumentTypeError(f"{number} is not a version; choose one of {', '.join(map(str, VERSIONS))}")
+    return number
+
+
 def boolean(text):
     lowered = text.strip().lower()
     if lowered in ("true", "1", "yes", "on"):

@@ -23,14 +23,14 @@ import sys
 from pathlib import Path
 
 from pipeline import versions
-from pipeline.arguments import accuracy, boolean, non_negative_int, option, positive_int
+from pipeline.arguments import accuracy, boolean, non_negative_int, option, positive_int, version_number
 
 PEERS = (3, 0, 4, 5)
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", type=non_negative_int, default=4,
+    parser.add_argument("--version", type=version_number, default=4,
                         help=f"which network (default 4): {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}")
     parser.add_argument("--target", type=accuracy, default=0.9915, help="test accuracy to reach (default 0.9915)")
     parser.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1, one training each (default 5)")
@@ -40,10 +40,7 @@ def parse(argv):
     parser.add_argument("--validation", type=positive_int, default=5000, help="held-out training images (default 5000)")
     parser.add_argument("--subset", type=non_negative_int, default=0, help="first N images only (default 0 = all)")
     parser.add_argument(*option("markdown"), default="", help="also write the table to this file")
-    args = parser.parse_args(argv)
-    if args.version not in versions.VERSIONS:
-        parser.error(f"argument --version: {args.version} is not a version")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):

@@ -16,13 +16,12 @@ import argparse
 import sys
 import time
 
-from pipeline import versions
-from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int
+from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int, version_number
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pipeline.search", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", type=positive_int, default=3, help="which version's space (default 3)")
+    parser.add_argument("--version", type=version_number, default=3, help="which version's space (default 3)")
     parser.add_argument(*option("n-trials"), dest="n_trials", type=positive_int, default=20,
                         help="trials the study holds in all; a rerun tops it up to this (default 20)")
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs per trial (default 3)")
@@ -38,10 +37,7 @@ def parse(argv):
     parser.add_argument("--subset", type=non_negative_int, default=0)
     parser.add_argument(*option("train-best"), dest="train_best", type=boolean, default=True,
                         help="train and register the best configuration at the end (default true)")
-    args = parser.parse_args(argv)
-    if args.version not in versions.VERSIONS:
-        parser.error(f"argument --version: {args.version} is not a version")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):

@@ -13,12 +13,12 @@ import argparse
 import sys
 
 from pipeline import versions
-from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int
+from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int, version_number
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", type=non_negative_int, required=True,
+    parser.add_argument("--version", type=version_number, required=True,
                         help=f"which network: {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}")
     parser.add_argument("--epochs", type=positive_int, help="default: the version's")
     parser.add_argument(*option("batch-size"), dest="batch_size", type=positive_int, help="default: the version's")
@@ -36,11 +36,7 @@ def parse(argv):
                         help="the run id of a search: train its best configuration (layers, learning rate, batch size)")
     parser.add_argument("--register", type=boolean, default=True,
                         help="register the model as a new version of `mnist` (default true)")
-    args = parser.parse_args(argv)
-    if args.version not in versions.VERSIONS:
-        parser.error(f"argument --version: {args.version} is not a version; choose one of "
-                     f"{', '.join(map(str, versions.VERSIONS))}")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):

@@ -75,6 +75,13 @@ def test_an_ensemble_needs_two_runs(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("entry_point", [train, bench, search])
+def test_every_entry_point_refuses_a_version_that_does_not_exist(entry_point, capsys):
+    with pytest.raises(SystemExit):
+        entry_point.parse(["--version", "7"])
+    assert "argument --version: 7 is not a version; choose one of 0, 1, 2, 3, 4, 5, 6" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("target", ["0", "1.5", "high"])
 def test_bench_target_is_an_accuracy(target, capsys):
     with pytest.raises(SystemExit):
