@@ -96,7 +96,7 @@ def main(argv=None):
             "validation_set": runs[0].data.tags["validation_set"],
         })
         validation = None
-        if len(splits.validation_images):
+        if splits.validated:
             validation = evaluation.Evaluation(
                 served_model.average_probabilities(networks, splits.validation_images, args.tta),
                 splits.validation_labels,

@@ -96,6 +96,11 @@ class Splits:
     test_images: np.ndarray
     test_labels: np.ndarray
 
+    @property
+    def validated(self):
+        """Whether any images are held out: a final fit (`validation=0`) holds out none."""
+        return len(self.validation_images) > 0
+
 
 def scaled(images):
     """uint8 pixels to the models' input: float32 in [0, 1], as the seed scaled them."""
@@ -164,8 +169,7 @@ def fit(settings, splits, architecture=None, callbacks=(), verbose=None):
     history = model.fit(
         **training_data(settings, splits.train_images, encode(splits.train_labels)),
         epochs=settings.epochs,
-        validation_data=(splits.validation_images, encode(splits.validation_labels))
-        if len(splits.validation_images) else None,
+        validation_data=(splits.validation_images, encode(splits.validation_labels)) if splits.validated else None,
         callbacks=[epoch_log, *callbacks],
         verbose=verbose,
     )
@@ -330,7 +334,7 @@ def log_rejection(model, splits, seed, temperature):
     held_out = {
         "test": (splits.test_images, negatives.sample(len(splits.test_images), seed + 2, clothing.test_images)),
     }
-    if len(splits.validation_images):  # none in a final fit
+    if splits.validated:
         held_out["val"] = (splits.validation_images, negatives.sample(
             len(splits.validation_images), seed + 1, clothing.train_images[CLOTHING_FOR_TRAINING:]))
     for prefix, (digits, others) in held_out.items():
