@@ -1,7 +1,7 @@
 """Random variations of whole batches of digits, drawn from a seed, as TensorFlow ops.
 
-Each image gets its own random affine map (rotation, scale, shear, translation
-about the centre, one bilinear resampling), optionally an elastic distortion
+Each image gets its own random affine map (rotation, scale, width, shear,
+translation about the centre, one bilinear resampling), optionally an elastic distortion
 (Simard et al., 2003: a random displacement field smoothed by a Gaussian,
 which bends strokes the way hands do), and its own stroke-thickness change (a
 blend towards a 3x3 dilation or erosion, which keeps the grey anti-aliased
@@ -24,6 +24,7 @@ class Augmentation:
 
     rotation: float = 0.0  # degrees
     scale: float = 0.0  # relative: 0.1 = from 90 % to 110 %
+    stretch: float = 0.0  # relative, of the width alone: writers' digits are narrow or wide
     shear: float = 0.0  # horizontal shift per pixel of height
     translation: float = 0.0  # pixels, in x and in y
     thickness: float = 0.0  # 1 = all the way to a 3x3 dilation (+) or erosion (-)
@@ -63,11 +64,14 @@ def random_affine(images, seed, augmentation):
     shear = draws[:, 2] * augmentation.shear
     shift_x = draws[:, 3] * augmentation.translation
     shift_y = draws[:, 4] * augmentation.translation
-    # Forward map: out = centre + scale * rotation @ shear @ (in - centre) + shift, with
-    # rotation @ shear = [[cos, cos*shear - sin], [sin, sin*shear + cos]] (determinant 1).
+    # Drawn apart, so that adding it leaves the other draws (and earlier runs) as they were.
+    width = 1.0 + augmentation.stretch * tf.random.stateless_uniform(
+        [count], tf.random.experimental.stateless_fold_in(seed, 5), minval=-1.0, maxval=1.0)
+    # Forward map: out = centre + scale * rotation @ shear @ diag(width, 1) @ (in - centre) + shift,
+    # with rotation @ shear = [[cos, cos*shear - sin], [sin, sin*shear + cos]] (determinant 1).
     cos, sin = tf.cos(angle), tf.sin(angle)
-    a, b = scale * cos, scale * (cos * shear - sin)
-    c, d = scale * sin, scale * (sin * shear + cos)
+    a, b = scale * width * cos, scale * (cos * shear - sin)
+    c, d = scale * width * sin, scale * (sin * shear + cos)
     # The op wants the inverse map, output pixel -> input pixel.
     determinant = a * d - b * c
     inverse_a, inverse_b = d / determinant, -b / determinant

@@ -27,7 +27,7 @@ def test_zero_strength_is_the_identity(digits, augmentation):
 
 
 def test_each_variation_alone_at_zero_draws_changes_nothing_but_its_own(digits):
-    for name in ("rotation", "scale", "shear", "translation", "thickness", "elastic"):
+    for name in ("rotation", "scale", "stretch", "shear", "translation", "thickness", "elastic"):
         varied = np.asarray(augment(digits, [3, 4], Augmentation(**{name: 0.5})))
         assert not np.array_equal(varied, digits), name
 
@@ -49,6 +49,16 @@ def test_translation_moves_the_digit_at_most_that_far(digits):
     for before, after in zip(centres_of_mass(digits), centres_of_mass(moved)):
         shift = np.abs(after - before)
         assert shift.max() <= 3.2 and shift.mean() > 0.5
+
+
+def test_stretch_changes_the_width_and_keeps_the_height(digits):
+    def extent(images, axis):  # columns (axis 1) or rows (axis 2) that hold ink
+        return (images > 0.3).any(axis=axis).sum(axis=1)
+
+    stretched = np.asarray(augment(digits, [2, 7], Augmentation(stretch=0.3)))
+    widths = extent(stretched, 1) / extent(digits, 1)
+    assert (widths > 1.1).mean() > 0.2 and (widths < 0.9).mean() > 0.2
+    assert np.abs(extent(stretched, 2) - extent(digits, 2)).max() <= 1
 
 
 def test_thickness_thickens_or_thins_the_strokes(digits):
