@@ -1,12 +1,13 @@
 """Random variations of whole batches of digits, drawn from a seed, as TensorFlow ops.
 
 Each image gets its own random affine map (rotation, scale, width, shear,
-translation about the centre, one bilinear resampling), optionally an elastic distortion
-(Simard et al., 2003: a random displacement field smoothed by a Gaussian,
-which bends strokes the way hands do), and its own stroke-thickness change (a
-blend towards a 3x3 dilation or erosion, which keeps the grey anti-aliased
-edges). These are the ways handwriting varies that leave the digit's label as it
-is; flips and large rotations, which turn a 6 into a 9, are not among them.
+translation about the centre, one bilinear resampling), optionally an elastic
+distortion (Simard et al., 2003: a random displacement field smoothed by a
+Gaussian, which bends strokes the way hands do), and its own stroke-thickness
+change (a blend towards a 3x3 dilation or erosion, which keeps the grey
+anti-aliased edges). These are the ways handwriting varies that leave the
+digit's label as it is; flips and large rotations, which turn a 6 into a 9,
+are not among them.
 
 The same seed gives the same output, and a zero strength is the identity.
 """
