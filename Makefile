@@ -1,4 +1,4 @@
-# `make run`: set up .venv and run the main job; `make test`: set up and run the tests.
+# `make run`: set up .venv and run the main job; `make test`: set up, lint and run the tests.
 VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `mlflow run` starts each step as `python -m pipeline...`: the venv's python must come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test ui serve clean
+.PHONY: setup run lint test ui serve clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 run: setup
 	mlflow run . --env-manager local
 
-test: setup
+lint: setup
+	ruff check .
+	ruff format --check .
+
+test: lint
 	python -m pytest -q
 
 ui: setup

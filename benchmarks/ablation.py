@@ -4,16 +4,18 @@
     python benchmarks/ablation.py --seeds 3 --intra-op-threads 1 --only "version 4 as it is"
 
 Each row is version 4's recipe with one setting (or its layer widths) changed, trained once per seed
-through the same `pipeline.training.fit` as every run, timed like `bench` (the
+through the same `pipeline.training.loop.fit` as every run, timed like `bench` (the
 clock stops while the test set is measured at each epoch's end). Prints a
 Markdown table for BENCHMARKS.md. Nothing is logged to MLflow.
 """
+
+from __future__ import annotations
 
 import argparse
 import statistics
 from dataclasses import replace
 
-from pipeline import versions
+from pipeline.training import versions
 
 # label: (settings changed, layer widths changed)
 VARIANTS = {
@@ -33,7 +35,7 @@ VARIANTS = {
 }
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--target", type=float, default=0.9915)
@@ -43,29 +45,43 @@ def main():
 
     import tensorflow as tf
 
-    from pipeline import benchmarking, datasets, training
+    from pipeline.analysis import benchmarking
+    from pipeline.analysis.machine import machine
+    from pipeline.data import datasets
+    from pipeline.training.settings import Settings
+    from pipeline.training.splits import split
 
     if args.intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
-    host = benchmarking.machine()
-    splits = training.split(datasets.load(datasets.MNIST), validation=5000)
+    host = machine()
+    splits = split(datasets.load(datasets.MNIST), validation=5000)
     print(f"{host['processor']}, {host['cores']} cores, {host['intra_op_threads']} intra-op threads")
-    print(f"| version 4 with | parameters | median time to {args.target:.2%} | reached | validation accuracy "
-          "| final test accuracy | seconds per epoch |")
+    print(
+        f"| version 4 with | parameters | median time to {args.target:.2%} | reached | validation accuracy "
+        "| final test accuracy | seconds per epoch |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label in args.only or VARIANTS:
         change, architecture = VARIANTS[label]
         results = [
-            benchmarking.time_to_target(replace(training.Settings.for_version(4, seed=seed), **change),
-                                        splits, args.target, label=label, architecture=architecture)
+            benchmarking.time_to_target(
+                replace(Settings.for_version(4, seed=seed), **change),
+                splits,
+                args.target,
+                label=label,
+                architecture=architecture,
+            )
             for seed in range(args.seeds)
         ]
         summary = benchmarking.summary(results)
         median = summary["median_seconds_to_target"]
-        print(f"| {label} | {summary['parameters']:,} | {'never' if median is None else f'{median:.1f} s'} "
-              f"| {summary['seeds_reached']} of {len(results)} | {summary['mean_val_accuracy']:.2%} "
-              f"| {summary['mean_final_accuracy']:.2%} "
-              f"| {statistics.mean(result.seconds_per_epoch for result in results):.1f} |", flush=True)
+        print(
+            f"| {label} | {summary['parameters']:,} | {'never' if median is None else f'{median:.1f} s'} "
+            f"| {summary['seeds_reached']} of {len(results)} | {summary['mean_val_accuracy']:.2%} "
+            f"| {summary['mean_final_accuracy']:.2%} "
+            f"| {statistics.mean(result.seconds_per_epoch for result in results):.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

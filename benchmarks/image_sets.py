@@ -22,13 +22,15 @@ The layout is what `evaluate --images` reads:
 Everything comes from `--seed`, so a set is the same wherever it is written.
 """
 
+from __future__ import annotations
+
 import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from pipeline import datasets
+from pipeline.data import datasets
 
 INKS = {"black": (20, 20, 25), "blue": (25, 45, 150), "grey": (80, 80, 85)}
 PAPERS = {"white": (250, 250, 247), "cream": (242, 234, 214)}
@@ -38,11 +40,15 @@ FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/l
 GLYPHS = "ACEFHKLMNPRTUVWXYacefhkmnprtuvwxy#%@*=+&"
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.image_sets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="the folder to write (its files are replaced)")
-    parser.add_argument("--split", choices=("test", "validation"), default="test",
-                        help="whose handwriting: MNIST's test digits (default) or the validation ones")
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="whose handwriting: MNIST's test digits (default) or the validation ones",
+    )
     parser.add_argument("--digits", type=int, default=1000)
     parser.add_argument("--numbers", type=int, default=200)
     parser.add_argument("--not-digits", dest="not_digits", type=int, default=500)
@@ -50,13 +56,15 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     written = write(Path(args.output), args.split, args.digits, args.numbers, args.not_digits, args.seed)
     print(f"{args.output}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()))
 
 
-def write(folder, split="test", digits=1000, numbers=200, not_digits=500, seed=0):
+def write(
+    folder: Path, split: str = "test", digits: int = 1000, numbers: int = 200, not_digits: int = 500, seed: int = 0
+) -> dict[str, int]:
     """Write the three sets under `folder`; return how many files of each were written."""
     mnist = datasets.load(datasets.MNIST)
     if split == "test":
@@ -70,8 +78,12 @@ def write(folder, split="test", digits=1000, numbers=200, not_digits=500, seed=0
     for index in range(numbers):
         picks = rng.integers(len(labels), size=rng.integers(2, 7))
         written = "".join(str(labels[pick]) for pick in picks)
-        save(photo(side_by_side([ink_of(handwriting[pick]) for pick in picks], rng), rng),
-             folder / "numbers" / written, f"{index:04d}", rng)
+        save(
+            photo(side_by_side([ink_of(handwriting[pick]) for pick in picks], rng), rng),
+            folder / "numbers" / written,
+            f"{index:04d}",
+            rng,
+        )
     clothing = datasets.load(datasets.FASHION_MNIST).test_images
     fonts = [path for directory in FONT_FOLDERS for path in sorted(Path(directory).glob("*.ttf"))]
     kinds = {
@@ -90,26 +102,26 @@ def write(folder, split="test", digits=1000, numbers=200, not_digits=500, seed=0
     }
 
 
-def ink_of(picture):
+def ink_of(picture: np.ndarray) -> np.ndarray:
     """uint8 white-on-black 28x28 to ink strength in [0, 1]."""
     return picture.astype(np.float32) / 255.0
 
 
-def side_by_side(inks, rng):
+def side_by_side(inks: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Digits in a row: each cropped to its ink, spaced 2 to 8 pixels (of 28) apart, shifted a little up or down."""
     pieces = []
     for ink in inks:
         columns = np.flatnonzero(ink.max(axis=0) > 0.1)
         piece = np.zeros((36, 28), np.float32)
         offset = rng.integers(0, 9)
-        cropped = ink[:, columns.min():columns.max() + 1]
-        piece[offset:offset + 28, :cropped.shape[1]] = cropped
-        pieces.append(piece[:, :cropped.shape[1]])
+        cropped = ink[:, columns.min() : columns.max() + 1]
+        piece[offset : offset + 28, : cropped.shape[1]] = cropped
+        pieces.append(piece[:, : cropped.shape[1]])
         pieces.append(np.zeros((36, rng.integers(2, 9)), np.float32))
     return np.pad(np.concatenate(pieces[:-1], axis=1), ((0, 0), (4, 4)))
 
 
-def photo(ink, rng):
+def photo(ink: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
     """A photo or scan of `ink` (28 pixels high per digit): size, position, angle, stroke, colours and light."""
     height = int(np.exp(rng.uniform(np.log(24), np.log(320))))
     scale = height / 20  # MNIST's ink is about 20 of its 28 pixels high
@@ -132,9 +144,9 @@ def photo(ink, rng):
     else:
         background = np.array(list(PAPERS.values())[rng.integers(len(PAPERS))])
         ink_colour = np.array(list(INKS.values())[rng.integers(len(INKS))])
-    rows, columns = np.mgrid[0:page[1], 0:page[0]]
+    rows, columns = np.mgrid[0 : page[1], 0 : page[0]]
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * columns / page[0] + np.sin(angle) * rows / page[1])
+    ramp = np.cos(angle) * columns / page[0] + np.sin(angle) * rows / page[1]
     light = 1 - rng.uniform(0, 0.35) * (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
     scan = rng.random() < 0.5  # a clean PNG scan, or a JPEG photo with sensor noise
     paper = background * light[..., None] + (0 if scan else rng.normal(0, 3, (page[1], page[0], 1)))
@@ -145,7 +157,7 @@ def photo(ink, rng):
     return image, "PNG" if scan else "JPEG"
 
 
-def glyph(rng, fonts):
+def glyph(rng: np.random.Generator, fonts: list[Path]) -> np.ndarray:
     """A letter or symbol in one of the system's fonts (Pillow's own where there are none), as 28-pixel ink."""
     size = 80
     font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
@@ -155,7 +167,7 @@ def glyph(rng, fonts):
     return fitted(np.asarray(picture.crop(box), np.float32) / 255.0)
 
 
-def scribble(rng):
+def scribble(rng: np.random.Generator) -> np.ndarray:
     """A pen wandering over the page, crossing its own path: a smooth random curve, as 28-pixel ink."""
     heading = np.cumsum(rng.normal(0, 0.35, size=600))  # turning a little at each step
     steps = np.cumsum(np.stack([np.cos(heading), np.sin(heading)], axis=1), axis=0)
@@ -165,16 +177,17 @@ def scribble(rng):
     return fitted(np.asarray(picture, np.float32) / 255.0)
 
 
-def fitted(ink):
+def fitted(ink: np.ndarray) -> np.ndarray:
     """Ink of any size scaled so its height is 20 pixels, MNIST's, in a 28-pixel-high strip."""
     height, width = ink.shape
     factor = 20 / height
     scaled = Image.fromarray((ink * 255).astype(np.uint8)).resize(
-        (max(1, round(width * factor)), 20), Image.Resampling.LANCZOS)
+        (max(1, round(width * factor)), 20), Image.Resampling.LANCZOS
+    )
     return np.pad(np.asarray(scaled, np.float32) / 255.0, ((4, 4), (4, 4)))
 
 
-def save(photographed, folder, name, rng):
+def save(photographed: tuple[Image.Image, str], folder: Path, name: str, rng: np.random.Generator) -> None:
     image, format = photographed
     folder.mkdir(parents=True, exist_ok=True)
     if format == "JPEG":

@@ -5,33 +5,36 @@ that `MLproject` declares, so each entry point checks its own and fails with one
 clear line (argparse's usage error) instead of a traceback deep in training.
 """
 
+from __future__ import annotations
+
 import argparse
 import math
+from collections.abc import Callable
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     return _number(text, int, "a whole number above 0", lambda value: value > 0)
 
 
-def non_negative_int(text):
+def non_negative_int(text: str) -> int:
     return _number(text, int, "a whole number, 0 or more", lambda value: value >= 0)
 
 
-def positive_float(text):
+def positive_float(text: str) -> float:
     return _number(text, float, "a finite number above 0", lambda value: math.isfinite(value) and value > 0)
 
 
-def accuracy(text):
+def accuracy(text: str) -> float:
     return _number(text, float, "an accuracy between 0 and 1", lambda value: 0 < value <= 1)
 
 
-def probability(text):
+def probability(text: str) -> float:
     return _number(text, float, "a number between 0 and 1", lambda value: 0 <= value <= 1)
 
 
-def version_number(text):
-    """The number of one of `pipeline.versions`."""
-    from pipeline.versions import VERSIONS
+def version_number(text: str) -> int:
+    """The number of one of `pipeline.training.versions`."""
+    from pipeline.training.versions import VERSIONS
 
     number = non_negative_int(text)
     if number not in VERSIONS:
@@ -39,7 +42,7 @@ def version_number(text):
     return number
 
 
-def boolean(text):
+def boolean(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("true", "1", "yes", "on"):
         return True
@@ -48,12 +51,12 @@ def boolean(text):
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def option(name):
+def option(name: str) -> tuple[str, ...]:
     """Both spellings of an option: `--batch-size` for people, `--batch_size` as `mlflow run` passes it."""
     return (f"--{name}", f"--{name.replace('-', '_')}") if "-" in name else (f"--{name}",)
 
 
-def _number(text, kind, description, allowed):
+def _number(text: str, kind: type, description: str, allowed: Callable[[float], bool]) -> float:
     try:
         value = kind(text)
     except ValueError:

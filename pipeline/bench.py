@@ -17,61 +17,97 @@ instead beside our own: the seed's version 3 as the seed trained it, keras.io's
 convnet example (version 0) and versions 4 and 5.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline import versions
+from pipeline import console
 from pipeline.arguments import accuracy, boolean, non_negative_int, option, positive_int, version_number
+from pipeline.training import versions
+
+if TYPE_CHECKING:
+    from pipeline.analysis import benchmarking
 
 PEERS = (3, 0, 4, 5)
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", type=version_number, default=4,
-                        help=f"which network (default 4): {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}")
+    parser.add_argument(
+        "--version",
+        type=version_number,
+        default=4,
+        help=f"which network (default 4): {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}",
+    )
     parser.add_argument("--target", type=accuracy, default=0.9915, help="test accuracy to reach (default 0.9915)")
     parser.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1, one training each (default 5)")
     parser.add_argument("--epochs", type=non_negative_int, default=0, help="default 0: the version's own")
-    parser.add_argument("--peers", type=boolean, default=False,
-                        help=f"bench versions {', '.join(map(str, PEERS))} side by side instead of --version")
+    parser.add_argument(
+        "--peers",
+        type=boolean,
+        default=False,
+        help=f"bench versions {', '.join(map(str, PEERS))} side by side instead of --version",
+    )
     parser.add_argument("--validation", type=positive_int, default=5000, help="held-out training images (default 5000)")
     parser.add_argument("--subset", type=non_negative_int, default=0, help="first N images only (default 0 = all)")
     parser.add_argument(*option("markdown"), default="", help="also write the table to this file")
-    return parser.parse_args(argv)
+    return console.add_verbosity(parser).parse_args(argv)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    console.configure(args.verbosity)
     import mlflow
 
-    from pipeline import benchmarking, datasets, tracking, training
+    from pipeline.analysis import benchmarking
+    from pipeline.analysis.machine import machine
+    from pipeline.data import datasets
+    from pipeline.tracking import tags
+    from pipeline.training.settings import Settings, SettingsError
+    from pipeline.training.splits import split
 
     try:
         arrays = datasets.load(datasets.get("mnist"))
-        splits = training.split(arrays, args.validation, args.subset)
-    except (datasets.DatasetError, training.SettingsError) as error:
+        splits = split(arrays, args.validation, args.subset)
+    except (datasets.DatasetError, SettingsError) as error:
         sys.exit(f"bench: {error}")
     numbers = PEERS if args.peers else (args.version,)
-    host = benchmarking.machine()
+    host = machine()
     results, summaries = [], []
     with mlflow.start_run(run_name="bench peers" if args.peers else f"bench v{args.version}"):
-        tracking.log_params({"version": ",".join(map(str, numbers)), "target": args.target, "seeds": args.seeds,
-                             "epochs": args.epochs, "validation": args.validation, "subset": args.subset})
-        mlflow.set_tags(tracking.environment_tags())
+        tags.log_params(
+            {
+                "version": ",".join(map(str, numbers)),
+                "target": args.target,
+                "seeds": args.seeds,
+                "epochs": args.epochs,
+                "validation": args.validation,
+                "subset": args.subset,
+            }
+        )
+        mlflow.set_tags(tags.environment_tags())
         for number in numbers:
             version_results = []
             for seed in range(args.seeds):
-                settings = training.Settings.for_version(
-                    number, seed=seed, epochs=args.epochs or None, validation=args.validation, subset=args.subset,
+                settings = Settings.for_version(
+                    number,
+                    seed=seed,
+                    epochs=args.epochs or None,
+                    validation=args.validation,
+                    subset=args.subset,
                 )
                 with mlflow.start_run(run_name=f"bench v{number} seed {seed}", nested=True):
-                    tracking.log_params(settings.params())
+                    tags.log_params(settings.params())
                     result = benchmarking.time_to_target(settings, splits, args.target)
-                    mlflow.log_metrics({"seconds_to_target": result.seconds_to_target, "train_seconds": result.train_seconds}
-                                       if result.reached else {"train_seconds": result.train_seconds})
+                    mlflow.log_metrics(
+                        {"seconds_to_target": result.seconds_to_target, "train_seconds": result.train_seconds}
+                        if result.reached
+                        else {"train_seconds": result.train_seconds}
+                    )
                 print(line(result), flush=True)
                 version_results.append(result)
             summaries.append(benchmarking.summary(version_results))
@@ -80,17 +116,22 @@ def main(argv=None):
     table = benchmarking.markdown(summaries, host)
     print(table)
     if args.markdown:
-        from pipeline.sources import write_atomically
+        from pipeline.data.atomic import write_atomically
 
         write_atomically(Path(args.markdown), table.encode())
     print(json.dumps(document))
 
 
-def line(result):
-    reached = (f"reached {result.target:.2%} after {result.seconds_to_target:.1f} s (epoch {result.epochs_to_target})"
-               if result.reached else f"never reached {result.target:.2%}")
-    return (f"{result.label} seed {result.seed}: {reached}; final {result.final_accuracy:.2%} "
-            f"after {result.train_seconds:.1f} s ({result.seconds_per_epoch:.1f} s per epoch)")
+def line(result: benchmarking.SeedResult) -> str:
+    reached = (
+        f"reached {result.target:.2%} after {result.seconds_to_target:.1f} s (epoch {result.epochs_to_target})"
+        if result.reached
+        else f"never reached {result.target:.2%}"
+    )
+    return (
+        f"{result.label} seed {result.seed}: {reached}; final {result.final_accuracy:.2%} "
+        f"after {result.train_seconds:.1f} s ({result.seconds_per_epoch:.1f} s per epoch)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,34 +17,49 @@ version of `mnist`: `promote` and `mlflow models serve` treat it like any other
 version.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
+from pipeline import console
 from pipeline.arguments import boolean
+
+if TYPE_CHECKING:
+    import mlflow
 
 
 class EnsembleError(ValueError):
     """Runs that cannot form an ensemble."""
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.ensemble", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=run_ids, required=True, help="comma-separated ids of two or more train runs")
-    parser.add_argument("--tta", type=boolean, default=False,
-                        help="also average over the images moved one pixel each way (5x the compute)")
-    parser.add_argument("--register", type=boolean, default=True,
-                        help="register the ensemble as a new version of `mnist` (default true)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--tta",
+        type=boolean,
+        default=False,
+        help="also average over the images moved one pixel each way (5x the compute)",
+    )
+    parser.add_argument(
+        "--register",
+        type=boolean,
+        default=True,
+        help="register the ensemble as a new version of `mnist` (default true)",
+    )
+    return console.add_verbosity(parser).parse_args(argv)
 
 
-def run_ids(text):
+def run_ids(text: str) -> list[str]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
     if len(ids) < 2 or len(set(ids)) != len(ids):
         raise argparse.ArgumentTypeError(f"expected two or more different run ids separated by commas, got {text!r}")
     return ids
 
 
-def members(client, ids):
+def members(client: mlflow.MlflowClient, ids: list[str]) -> list[mlflow.entities.Run]:
     """The runs, checked: finished train runs with a model, all validated on the same images."""
     runs = []
     for run_id in ids:
@@ -61,12 +76,18 @@ def members(client, ids):
     return runs
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    console.configure(args.verbosity)
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipeline import datasets, evaluation, served_model, tracking, training
+    from pipeline.analysis import evaluation
+    from pipeline.data import datasets
+    from pipeline.serving.model import average_probabilities
+    from pipeline.tracking import logged_model, tags
+    from pipeline.training.loop import predict
+    from pipeline.training.splits import split
 
     client = mlflow.MlflowClient()
     try:
@@ -77,50 +98,72 @@ def main(argv=None):
     params = runs[0].data.params
     dataset = datasets.get(params.get("dataset", "mnist"))
     arrays = datasets.load(dataset)
-    splits = training.split(arrays, int(params["validation"]), int(params["subset"]))
+    splits = split(arrays, int(params["validation"]), int(params["subset"]))
     networks = [network for model in loaded for network in model.unwrap_python_model().networks]
     if len({network.output_shape[-1] for network in networks}) > 1:
-        sys.exit("ensemble: the members answer different classes (some have a \"not a digit\" class)")
+        sys.exit('ensemble: the members answer different classes (some have a "not a digit" class)')
 
     with mlflow.start_run(run_name=f"ensemble of {len(runs)}"):
-        tracking.log_params({
-            "runs": ",".join(args.runs), "members": len(networks), "tta": args.tta, "dataset": dataset.name,
-            "validation": params["validation"], "subset": params["subset"],
-            "parameters": sum(network.count_params() for network in networks),
-        })
+        tags.log_params(
+            {
+                "runs": ",".join(args.runs),
+                "members": len(networks),
+                "tta": args.tta,
+                "dataset": dataset.name,
+                "validation": params["validation"],
+                "subset": params["subset"],
+                "parameters": sum(network.count_params() for network in networks),
+            }
+        )
         versions = sorted({run.data.tags.get("version", "?") for run in runs})
-        mlflow.set_tags({
-            **tracking.environment_tags(),
-            "version": "ensemble",
-            "version_name": f"ensemble of {len(runs)} (versions {', '.join(versions)})",
-            "validation_set": runs[0].data.tags["validation_set"],
-        })
+        mlflow.set_tags(
+            {
+                **tags.environment_tags(),
+                "version": "ensemble",
+                "version_name": f"ensemble of {len(runs)} (versions {', '.join(versions)})",
+                "validation_set": runs[0].data.tags["validation_set"],
+            }
+        )
         validation = None
         if splits.validated:
             validation = evaluation.Evaluation(
-                served_model.average_probabilities(networks, splits.validation_images, args.tta),
+                average_probabilities(networks, splits.validation_images, args.tta),
                 splits.validation_labels,
             )
             mlflow.log_metric("val_accuracy", validation.accuracy)
         member_accuracies = []
         for number, network in enumerate(networks):
-            predicted = training.predict(network, splits.test_images).argmax(axis=1)
+            predicted = predict(network, splits.test_images).argmax(axis=1)
             member_accuracies.append(float((predicted == splits.test_labels).mean()))
             mlflow.log_metric("member_test_accuracy", member_accuracies[-1], step=number + 1)
-        mlflow.log_table({"member": list(range(1, len(networks) + 1)), "test_accuracy": member_accuracies},
-                         "ensemble/members.json")
-        result = evaluation.log_test_evaluation(
-            served_model.average_probabilities(networks, splits.test_images, args.tta),
-            splits.test_images, splits.test_labels, dataset.classes, title=f"ensemble of {len(runs)}",
+        mlflow.log_table(
+            {"member": list(range(1, len(networks) + 1)), "test_accuracy": member_accuracies}, "ensemble/members.json"
         )
-        temperature = served_model.calibrate(networks, (splits.validation_images, splits.validation_labels), args.tta)
-        info = served_model.log(networks, splits.test_images[:3], temperature,
-                                tracking.REGISTERED_MODEL if args.register else None, tta=args.tta)
+        result = evaluation.log_test_evaluation(
+            average_probabilities(networks, splits.test_images, args.tta),
+            splits.test_images,
+            splits.test_labels,
+            dataset.classes,
+            title=f"ensemble of {len(runs)}",
+        )
+        temperature = logged_model.calibrate(networks, (splits.validation_images, splits.validation_labels), args.tta)
+        info = logged_model.log_model(
+            networks,
+            splits.test_images[:3],
+            temperature,
+            logged_model.REGISTERED_MODEL if args.register else None,
+            tta=args.tta,
+        )
         model_version = None
         if args.register:
-            model_version = tracking.register_tags(info, {
-                "version": "ensemble", "runs": ",".join(args.runs), "run_id": mlflow.active_run().info.run_id,
-            })
+            model_version = logged_model.register_tags(
+                info,
+                {
+                    "version": "ensemble",
+                    "runs": ",".join(args.runs),
+                    "run_id": mlflow.active_run().info.run_id,
+                },
+            )
     for number, accuracy in enumerate(member_accuracies):
         print(f"member {number + 1}: test accuracy {accuracy:.2%}")
     validated = f"validation accuracy {validation.accuracy:.2%}, " if validation is not None else ""

@@ -9,28 +9,40 @@ parameters, from the same commit of a clean work tree, is reused instead of reru
 (`-P reuse=false` reruns everything); `promote` always runs.
 """
 
+from __future__ import annotations
+
 import argparse
+import logging
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
+from pipeline import console
 from pipeline.arguments import boolean, non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    import mlflow
+
+log = logging.getLogger("pipeline.main")
 
 DEFAULT_VERSIONS = "1,2,3,4,6"
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 COMMIT_TAG = "mlflow.source.git.commit"
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.main", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--versions", default=DEFAULT_VERSIONS,
-                        help=f"comma-separated version numbers (default {DEFAULT_VERSIONS})")
+    parser.add_argument(
+        "--versions", default=DEFAULT_VERSIONS, help=f"comma-separated version numbers (default {DEFAULT_VERSIONS})"
+    )
     parser.add_argument("--epochs", type=non_negative_int, default=0, help="0 = each version's own (default)")
     parser.add_argument("--subset", type=non_negative_int, default=0, help="first N images only; 0 = all (default)")
-    parser.add_argument("--validation", type=positive_int, default=5000,
-                        help="training images held out to validate on (default 5000)")
+    parser.add_argument(
+        "--validation", type=positive_int, default=5000, help="training images held out to validate on (default 5000)"
+    )
     parser.add_argument("--reuse", type=boolean, default=True, help="reuse finished identical steps (default true)")
-    args = parser.parse_args(argv)
-    from pipeline import versions
+    args = console.add_verbosity(parser).parse_args(argv)
+    from pipeline.training import versions
 
     try:
         args.versions = [versions.get(number.strip()).number for number in args.versions.split(",")]
@@ -39,11 +51,12 @@ def parse(argv):
     return args
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    console.configure(args.verbosity)
     import mlflow
 
-    from pipeline import versions
+    from pipeline.training import versions
 
     with mlflow.start_run() as parent:
         experiment = parent.info.experiment_id
@@ -64,7 +77,7 @@ def main(argv=None):
     )
 
 
-def run_step(entry_point, parameters, experiment_id, reuse):
+def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse: bool) -> mlflow.entities.Run:
     """Run `entry_point` as a nested MLflow project run, or reuse an identical finished one."""
     import mlflow
     from mlflow.exceptions import ExecutionException
@@ -73,18 +86,19 @@ def run_step(entry_point, parameters, experiment_id, reuse):
     if reuse:
         previous = finished_run(entry_point, parameters, experiment_id)
         if previous is not None:
-            print(f"{entry_point} {parameters}: reusing finished run {previous.info.run_id}")
+            log.info("%s %s: reusing finished run %s", entry_point, parameters, previous.info.run_id)
             return previous
-    print(f"{entry_point} {parameters}: running")
+    log.info("%s %s: running", entry_point, parameters)
     try:
-        submitted = mlflow.run(".", entry_point, parameters=parameters, env_manager="local",
-                               experiment_id=experiment_id)
+        submitted = mlflow.run(
+            ".", entry_point, parameters=parameters, env_manager="local", experiment_id=experiment_id
+        )
     except ExecutionException as error:
         sys.exit(f"main: step {entry_point} {parameters} failed ({error}); its output is above")
     return mlflow.get_run(submitted.run_id)
 
 
-def finished_run(entry_point, parameters, experiment_id):
+def finished_run(entry_point: str, parameters: dict, experiment_id: str) -> mlflow.entities.Run | None:
     """A finished run of `entry_point` with these parameters from this commit, if the work tree is clean."""
     import mlflow
 
@@ -103,11 +117,12 @@ def finished_run(entry_point, parameters, experiment_id):
     return None
 
 
-def clean_commit():
+def clean_commit() -> str | None:
     """HEAD's commit when the tracked files have no uncommitted changes, else None."""
     try:
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        )
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None

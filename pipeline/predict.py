@@ -6,7 +6,7 @@
     python -m pipeline.predict house-number.jpg --number
 
 Each image (any format Pillow reads) goes to the model as the served model's
-base64 payload does, so the answers are the server's (`pipeline.reading`). One
+base64 payload does, so the answers are the server's (`pipeline.serving.reading`). One
 line per image, or with `--json` a JSON array on stdout, one object per image:
 `file`, `digit` (null when rejected), `confidence`, `probabilities` (ten),
 `rejected` and `reason`. An image is rejected when it cannot hold a digit (no
@@ -20,31 +20,45 @@ if any digit is. A file that cannot be read gets a one-line error naming it on
 stderr; the others are still read, and the exit status is 1.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys
 from pathlib import Path
 
+from pipeline import console
 from pipeline.arguments import option, probability
-from pipeline.reading import DEFAULT_THRESHOLD
+from pipeline.serving.reading import DEFAULT_THRESHOLD
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("--model", default="models:/mnist/Production",
-                        help="models:/name/stage, models:/name@alias, models:/name/N or runs:/id/model "
-                             "(default models:/mnist/Production)")
-    parser.add_argument("--threshold", type=probability, default=DEFAULT_THRESHOLD,
-                        help=f"reject answers less confident than this (default {DEFAULT_THRESHOLD})")
+    parser.add_argument(
+        "--model",
+        default="models:/mnist/Production",
+        help="models:/name/stage, models:/name@alias, models:/name/N or runs:/id/model "
+        "(default models:/mnist/Production)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=probability,
+        default=DEFAULT_THRESHOLD,
+        help=f"reject answers less confident than this (default {DEFAULT_THRESHOLD})",
+    )
     parser.add_argument("--number", action="store_true", help="each image holds a whole number: read every digit")
     parser.add_argument("--json", action="store_true", help="a JSON array on stdout instead of lines")
-    parser.add_argument(*option("show"), metavar="PNG", default="",
-                        help="also write the 28x28 images the model saw, side by side, to this PNG")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        *option("show"),
+        metavar="PNG",
+        default="",
+        help="also write the 28x28 images the model saw, side by side, to this PNG",
+    )
+    return console.add_verbosity(parser).parse_args(argv)
 
 
-def line(result):
+def line(result: dict) -> str:
     if result["rejected"]:
         return f"{result['file']}: rejected ({result['reason']})"
     if "number" in result:
@@ -52,15 +66,16 @@ def line(result):
     return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})"
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    console.configure(args.verbosity)
     import base64
 
     import mlflow
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from pipeline import images
+    from pipeline.serving import images
 
     mode = "number" if args.number else "digit"
     failed, readable = False, {}  # readable: file -> its bytes
@@ -92,9 +107,10 @@ def main(argv=None):
     sys.exit(1 if failed else 0)
 
 
-def show(readable, results, mode, path):
+def show(readable: dict[str, bytes], results: list[dict], mode: str, path: str) -> None:
     """The 28x28 inputs, each captioned with the answer and the file's name."""
-    from pipeline import figures, images, reading
+    from pipeline.analysis import figures
+    from pipeline.serving import images, reading
 
     inputs, captions = [], []
     for result in results:

@@ -9,24 +9,32 @@ Writes `report.md` (with its figures beside it, under `figures/`) and
 folder, and logs all of them as artifacts of a `report` run.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 from pathlib import Path
 
+from pipeline import console
 from pipeline.arguments import option
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiment", default="",
-                        help="the experiment's name (default: the current one, else Default)")
-    parser.add_argument(*option("output-dir"), dest="output_dir", default="report",
-                        help="where to write report.md, report.html and figures/ (default ./report)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--experiment", default="", help="the experiment's name (default: the current one, else Default)"
+    )
+    parser.add_argument(
+        *option("output-dir"),
+        dest="output_dir",
+        default="report",
+        help="where to write report.md, report.html and figures/ (default ./report)",
+    )
+    return console.add_verbosity(parser).parse_args(argv)
 
 
-def current_experiment():
+def current_experiment() -> str:
     import mlflow
 
     experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
@@ -35,17 +43,20 @@ def current_experiment():
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    console.configure(args.verbosity)
     import mlflow
 
-    from pipeline import datasets, reporting, training
-    from pipeline.sources import write_atomically
+    from pipeline.analysis import reporting
+    from pipeline.data import datasets
+    from pipeline.data.atomic import write_atomically
+    from pipeline.training.splits import scaled
 
     experiment = args.experiment or current_experiment()
     arrays = datasets.load(datasets.get("mnist"))
     try:
-        report = reporting.build(experiment, training.scaled(arrays.test_images))
+        report = reporting.build(experiment, scaled(arrays.test_images))
     except reporting.ReportError as error:
         sys.exit(f"report: {error}")
     output = Path(args.output_dir)

@@ -9,80 +9,121 @@ model summary and the model itself, registered as a new version of `mnist`. At
 the end it prints the seed's published figures beside this run's.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from pipeline import versions
+from pipeline import console
 from pipeline.arguments import boolean, non_negative_int, option, positive_float, positive_int, version_number
+from pipeline.training import versions
+
+if TYPE_CHECKING:
+    from pipeline.tracking.run import Outcome
 
 
-def parse(argv):
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", type=version_number, required=True,
-                        help=f"which network: {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}")
+    parser.add_argument(
+        "--version",
+        type=version_number,
+        required=True,
+        help=f"which network: {', '.join(f'{n} = {v.name}' for n, v in versions.VERSIONS.items())}",
+    )
     parser.add_argument("--epochs", type=positive_int, help="default: the version's")
     parser.add_argument(*option("batch-size"), dest="batch_size", type=positive_int, help="default: the version's")
-    parser.add_argument(*option("learning-rate"), dest="learning_rate", type=positive_float,
-                        help="Adam's learning rate; default: the version's")
+    parser.add_argument(
+        *option("learning-rate"),
+        dest="learning_rate",
+        type=positive_float,
+        help="Adam's learning rate; default: the version's",
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0, help="same seed, same metrics (default 0)")
-    parser.add_argument("--validation", type=non_negative_int, default=5000,
-                        help="training images held out, from the end, to validate on (default 5000); 0 = train "
-                             "on all of them, once the recipe is chosen: no validation metrics, no calibration, "
-                             "and `promote` will not choose the model")
-    parser.add_argument("--subset", type=non_negative_int, default=0,
-                        help="use only the first N training and N test images, for quick checks (default 0 = all)")
+    parser.add_argument(
+        "--validation",
+        type=non_negative_int,
+        default=5000,
+        help="training images held out, from the end, to validate on (default 5000); 0 = train "
+        "on all of them, once the recipe is chosen: no validation metrics, no calibration, "
+        "and `promote` will not choose the model",
+    )
+    parser.add_argument(
+        "--subset",
+        type=non_negative_int,
+        default=0,
+        help="use only the first N training and N test images, for quick checks (default 0 = all)",
+    )
     parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
-    parser.add_argument(*option("params-from"), dest="params_from", default="",
-                        help="the run id of a search: train its best configuration (layers, learning rate, batch size)")
-    parser.add_argument("--register", type=boolean, default=True,
-                        help="register the model as a new version of `mnist` (default true)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        *option("params-from"),
+        dest="params_from",
+        default="",
+        help="the run id of a search: train its best configuration (layers, learning rate, batch size)",
+    )
+    parser.add_argument(
+        "--register", type=boolean, default=True, help="register the model as a new version of `mnist` (default true)"
+    )
+    return console.add_verbosity(parser).parse_args(argv)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    console.configure(args.verbosity)
     import mlflow
 
-    from pipeline.datasets import DatasetError
-    from pipeline.training import Settings, SettingsError, train_tracked
+    from pipeline.data.datasets import DatasetError
+    from pipeline.tracking.run import train_tracked
+    from pipeline.training.settings import Settings, SettingsError
 
     architecture, searched = {}, {}
     if args.params_from:
-        from pipeline import searching
+        from pipeline.tuning import summary
+        from pipeline.tuning.study import SearchError
 
         try:
-            best = searching.best_params(args.params_from)
-        except searching.SearchError as error:
+            best = summary.best_params(args.params_from)
+        except SearchError as error:
             sys.exit(f"train: {error}")
         if best["version"] != args.version:
             sys.exit(f"train: search {args.params_from} searched version {best['version']}, not {args.version}")
-        architecture, searched = searching.split_params(best)
+        architecture, searched = summary.split_params(best)
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate}
     overrides = {**searched, **{key: value for key, value in given.items() if value is not None}}
     settings = Settings.for_version(
-        args.version, **overrides, seed=args.seed, validation=args.validation, subset=args.subset,
+        args.version,
+        **overrides,
+        seed=args.seed,
+        validation=args.validation,
+        subset=args.subset,
     )
     with mlflow.start_run(run_name=f"train v{settings.version}"):
         try:
-            outcome = train_tracked(settings, dataset_name=args.dataset, architecture=architecture,
-                                    register=args.register)
+            outcome = train_tracked(
+                settings, dataset_name=args.dataset, architecture=architecture, register=args.register
+            )
         except (DatasetError, SettingsError) as error:
             sys.exit(f"train: {error}")
     print(comparison(versions.get(settings.version), outcome))
     if outcome.model_version is not None:
-        print(f"registered as version {outcome.model_version} of the model `mnist`; "
-              f"`mlflow run . -e promote` puts the best in Production")
+        print(
+            f"registered as version {outcome.model_version} of the model `mnist`; "
+            f"`mlflow run . -e promote` puts the best in Production"
+        )
 
 
-def comparison(version, outcome):
+def comparison(version: versions.Version, outcome: Outcome) -> str:
     """The seed's published figures beside this run's, as a small text table."""
     seed = version.published
     test_images = len(outcome.evaluation.labels)
     rows = [
         ("train accuracy", seed and f"{seed.train_accuracy:.2%}", f"{outcome.history['accuracy'][-1]:.2%}"),
         ("test accuracy", seed and f"{seed.test_accuracy:.2%}", f"{outcome.evaluation.accuracy:.2%}"),
-        ("test errors", seed and f"{round((1 - seed.test_accuracy) * 10000)} of 10000",
-         f"{outcome.evaluation.errors} of {test_images}"),
+        (
+            "test errors",
+            seed and f"{round((1 - seed.test_accuracy) * 10000)} of 10000",
+            f"{outcome.evaluation.errors} of {test_images}",
+        ),
         ("training time", seed and f"{seed.train_seconds:.1f} s", f"{outcome.train_seconds:.1f} s"),
     ]
     lines = [f"{f'version {version.number} ({version.name})':<24}{'seed (2018 report)':>20}{'this run':>16}"]

@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="session")
 def mnist():
     """MNIST, fetched into the cache through the real sources once, then loaded from it."""
-    from pipeline import datasets, sources
+    from pipeline.data import datasets, sources
 
     sources.prepare(datasets.MNIST)
     return datasets.load(datasets.MNIST)
@@ -43,8 +43,9 @@ def run_cli(*args, cwd=REPO, timeout=900, check=True):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
-                             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -56,7 +57,8 @@ def mlflow_run(entry_point, env_manager="local", **parameters):
     runs = client.search_runs(
         [client.get_experiment_by_name("tests").experiment_id],
         filter_string=f"tags.`mlflow.project.entryPoint` = '{entry_point}'",
-        order_by=["attributes.start_time DESC"], max_results=1,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )
     assert runs, f"no {entry_point} run recorded:\n{result.stderr[-3000:]}"
     return runs[0]
@@ -64,11 +66,12 @@ def mlflow_run(entry_point, env_manager="local", **parameters):
 
 def train_tiny(version=1, seed=0, subset=600, validation=100, epochs=1, register=True):
     """A real, tracked `train` run on a few hundred images; returns its run id."""
-    from pipeline import training
+    from pipeline.tracking.run import train_tracked
+    from pipeline.training.settings import Settings
 
-    settings = training.Settings.for_version(version, epochs=epochs, seed=seed, subset=subset, validation=validation)
+    settings = Settings.for_version(version, epochs=epochs, seed=seed, subset=subset, validation=validation)
     with mlflow.start_run(run_name=f"train v{version}") as run:
-        training.train_tracked(settings, register=register)
+        train_tracked(settings, register=register)
     return run.info.run_id
 
 
@@ -84,7 +87,7 @@ def fashion():
     Its offline source is a Debian package (`.ci/run` installs it); without any
     source the tests that need it are skipped, saying why.
     """
-    from pipeline import datasets, sources
+    from pipeline.data import datasets, sources
 
     try:
         sources.prepare(datasets.FASHION_MNIST)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.augmentation import Augmentation, augment
-from pipeline.training import scaled
+from pipeline.training.augmentation import Augmentation, augment
+from pipeline.training.splits import scaled
 
 STRONG = Augmentation(rotation=10, scale=0.1, shear=0.15, translation=2.5, thickness=0.3)
 
@@ -72,7 +72,7 @@ def test_thickness_thickens_or_thins_the_strokes(digits):
 def test_bilinear_sampling_at_whole_pixels_is_exact():
     import tensorflow as tf
 
-    from pipeline.augmentation import bilinear
+    from pipeline.training.augmentation import bilinear
 
     images = tf.constant(np.random.default_rng(0).random((2, 28, 28), np.float32))
     rows, columns = np.meshgrid(np.arange(28.0), np.arange(28.0), indexing="ij")
@@ -96,15 +96,17 @@ def test_elastic_distortion_bends_strokes_but_keeps_the_ink_in_place(digits):
 
 def test_varied_digits_stay_the_same_digit(mnist):
     """A network that never saw a varied digit still reads them nearly as well as the originals."""
-    from pipeline import training
+    from pipeline.training.loop import fit, predict
+    from pipeline.training.settings import Settings
+    from pipeline.training.splits import split
 
-    splits = training.split(mnist, validation=1000, subset=20000)
-    settings = training.Settings.for_version(4, subset=20000, validation=1000)
-    network, _ = training.fit(settings, splits, verbose=0)
+    splits = split(mnist, validation=1000, subset=20000)
+    settings = Settings.for_version(4, subset=20000, validation=1000)
+    network, _ = fit(settings, splits, verbose=0)
     images, labels = splits.test_images[:2000], splits.test_labels[:2000]
 
     def accuracy(batch):
-        return (training.predict(network, batch).argmax(axis=1) == labels).mean()
+        return (predict(network, batch).argmax(axis=1) == labels).mean()
 
     plain, varied = accuracy(images), accuracy(np.asarray(augment(images, [10, 11], STRONG)))
     assert plain > 0.95

@@ -6,14 +6,23 @@ import math
 import mlflow
 import pytest
 
-from pipeline import bench, benchmarking
+from pipeline import bench
+from pipeline.analysis import benchmarking
 
 
 def result(seconds, accuracies=(0.9, 0.99)):
     reached = math.isfinite(seconds)
     return benchmarking.SeedResult(
-        label="v", seed=0, target=0.99, seconds_to_target=seconds, epochs_to_target=2 if reached else 0,
-        test_accuracies=accuracies, val_accuracy=0.98, train_seconds=10.0, train_images=1000, parameters=5,
+        label="v",
+        seed=0,
+        target=0.99,
+        seconds_to_target=seconds,
+        epochs_to_target=2 if reached else 0,
+        test_accuracies=accuracies,
+        val_accuracy=0.98,
+        train_seconds=10.0,
+        train_images=1000,
+        parameters=5,
     )
 
 
@@ -28,8 +37,24 @@ def test_summary_counts_an_unreached_target_as_slowest():
 
 def test_bench_on_a_tiny_run(tracking, mnist, capsys, tmp_path):
     table = tmp_path / "bench.md"
-    bench.main(["--version", "1", "--seeds", "2", "--epochs", "2", "--subset", "600", "--validation", "100",
-                "--target", "0.5", "--markdown", str(table)])
+    bench.main(
+        [
+            "--version",
+            "1",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--subset",
+            "600",
+            "--validation",
+            "100",
+            "--target",
+            "0.5",
+            "--markdown",
+            str(table),
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     document = json.loads(lines[-1])
     assert len(document["runs"]) == 2 and [run["seed"] for run in document["runs"]] == [0, 1]
@@ -51,15 +76,17 @@ def test_bench_on_a_tiny_run(tracking, mnist, capsys, tmp_path):
     assert parent.data.metrics["median_seconds_to_target"] == pytest.approx(summary["median_seconds_to_target"])
     assert parent.data.metrics["seeds_reached"] == 2
     assert "bench/results.json" in [item.path for item in client.list_artifacts(parent.info.run_id, "bench")]
-    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                                  output_format="list")
+    children = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list"
+    )
     assert len(children) == 2
     assert all(len(client.get_metric_history(child.info.run_id, "test_accuracy")) == 2 for child in children)
 
 
 def test_an_unreachable_target_is_reported_not_hidden(tracking, mnist, capsys):
-    bench.main(["--version", "1", "--seeds", "1", "--epochs", "1", "--subset", "300", "--validation", "100",
-                "--target", "1.0"])
+    bench.main(
+        ["--version", "1", "--seeds", "1", "--epochs", "1", "--subset", "300", "--validation", "100", "--target", "1.0"]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     document = json.loads(lines[-1])
     assert document["summaries"][0]["median_seconds_to_target"] is None

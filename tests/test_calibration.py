@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline import calibration
+from pipeline.serving import calibration
 
 
 def overconfident(count=4000, temperature=3.0, seed=0):
@@ -26,7 +26,8 @@ def test_the_fitted_temperature_recovers_the_true_one_and_calibrates():
     calibrated = calibration.scaled(probabilities, temperature)
     assert (calibrated.argmax(axis=1) == probabilities.argmax(axis=1)).all()
     assert calibration.negative_log_likelihood(calibrated, labels) < calibration.negative_log_likelihood(
-        probabilities, labels)
+        probabilities, labels
+    )
     assert calibration.expected_calibration_error(calibrated, labels) < 0.03
     assert calibration.expected_calibration_error(probabilities, labels) > 0.1
 

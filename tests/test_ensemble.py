@@ -3,10 +3,13 @@
 import mlflow
 import numpy as np
 import pytest
-
 from conftest import train_tiny
-from pipeline import calibration, ensemble, promote, promotion, training
-from pipeline.served_model import average_probabilities
+
+from pipeline import ensemble, promote
+from pipeline.serving import calibration
+from pipeline.serving.model import average_probabilities
+from pipeline.tracking import promotion
+from pipeline.training.splits import scaled
 
 
 def recognizer(uri):
@@ -20,14 +23,15 @@ def test_ensemble_predicts_the_mean_of_its_members(two_tiny_runs, mnist, capsys)
     client = mlflow.MlflowClient()
     newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
     assert newest.tags["version"] == "ensemble" and newest.tags["runs"] == ",".join(two_tiny_runs)
-    images = training.scaled(mnist.test_images[:50])
+    images = scaled(mnist.test_images[:50])
     members = [recognizer(f"runs:/{run_id}/model") for run_id in two_tiny_runs]
     combined = recognizer(f"models:/mnist/{newest.version}")
     mean = np.mean([average_probabilities(member.networks, images) for member in members], axis=0)
     np.testing.assert_allclose(average_probabilities(combined.networks, images), mean, rtol=1e-5, atol=1e-6)
     # The ensemble is calibrated as a whole: its own temperature over the mean.
-    np.testing.assert_allclose(combined.probabilities(images), calibration.scaled(mean, combined.temperature),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        combined.probabilities(images), calibration.scaled(mean, combined.temperature), rtol=1e-4, atol=1e-6
+    )
 
     run = client.get_run(newest.run_id)
     assert run.data.tags["validation_set"] == client.get_run(two_tiny_runs[0]).data.tags["validation_set"]
@@ -75,7 +79,7 @@ def test_unknown_run_is_refused(two_tiny_runs):
 
 
 def test_shifted_moves_whole_pixels_with_black_edges():
-    from pipeline.served_model import shifted
+    from pipeline.serving.model import shifted
 
     images = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28) + 1
     right = shifted(images, 0, 1)
@@ -88,16 +92,19 @@ def test_shifted_moves_whole_pixels_with_black_edges():
 
 
 def test_ensemble_with_test_time_augmentation(two_tiny_runs, mnist):
-    from pipeline.served_model import TTA_SHIFTS, shifted
+    from pipeline.serving.model import TTA_SHIFTS, shifted
 
     ensemble.main(["--runs", ",".join(two_tiny_runs), "--tta", "true"])
     client = mlflow.MlflowClient()
     newest = max(client.search_model_versions("name = 'mnist'"), key=lambda version: int(version.version))
-    images = training.scaled(mnist.test_images[:20])
+    images = scaled(mnist.test_images[:20])
     members = [recognizer(f"runs:/{run_id}/model") for run_id in two_tiny_runs]
-    expected = np.mean([average_probabilities(member.networks, shifted(images, *shift))
-                        for member in members for shift in TTA_SHIFTS], axis=0)
+    expected = np.mean(
+        [average_probabilities(member.networks, shifted(images, *shift)) for member in members for shift in TTA_SHIFTS],
+        axis=0,
+    )
     combined = recognizer(f"models:/mnist/{newest.version}")
-    np.testing.assert_allclose(combined.probabilities(images), calibration.scaled(expected, combined.temperature),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        combined.probabilities(images), calibration.scaled(expected, combined.temperature), rtol=1e-4, atol=1e-6
+    )
     assert client.get_run(newest.run_id).data.params["tta"] == "True"

@@ -4,14 +4,23 @@ import re
 
 import pytest
 import yaml
-
 from conftest import REPO, run_cli
+from test_layout import ENTRY_POINTS
+
 from pipeline import bench, ensemble, evaluate, main, prep, promote, report, search, train
 
 PROJECT = yaml.safe_load((REPO / "MLproject").read_text())
-PARSERS = {"main": main.parse, "prep": prep.parse, "train": train.parse, "evaluate": evaluate.parse,
-           "promote": promote.parse, "search": search.parse, "ensemble": ensemble.parse, "bench": bench.parse,
-           "report": report.parse}
+PARSERS = {
+    "main": main.parse,
+    "prep": prep.parse,
+    "train": train.parse,
+    "evaluate": evaluate.parse,
+    "promote": promote.parse,
+    "search": search.parse,
+    "ensemble": ensemble.parse,
+    "bench": bench.parse,
+    "report": report.parse,
+}
 REQUIRED = {"version": "1", "runs": "a,b"}  # example values of the parameters without a default
 
 
@@ -51,13 +60,16 @@ def test_train_takes_the_optional_settings_as_mlflow_passes_them():
     assert train.parse(["--version", "5", "--validation", "0"]).validation == 0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--version", "9"], "9 is not a version; choose one of 0, 1, 2, 3, 4, 5"),
-    (["--version", "two"], "expected a whole number, 0 or more, got 'two'"),
-    (["--version", "1", "--epochs", "0"], "expected a whole number above 0, got '0'"),
-    (["--version", "1", "--learning_rate", "nan"], "expected a finite number above 0, got 'nan'"),
-    (["--version", "1", "--register", "maybe"], "expected true or false, got 'maybe'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--version", "9"], "9 is not a version; choose one of 0, 1, 2, 3, 4, 5"),
+        (["--version", "two"], "expected a whole number, 0 or more, got 'two'"),
+        (["--version", "1", "--epochs", "0"], "expected a whole number above 0, got '0'"),
+        (["--version", "1", "--learning_rate", "nan"], "expected a finite number above 0, got 'nan'"),
+        (["--version", "1", "--register", "maybe"], "expected true or false, got 'maybe'"),
+    ],
+)
 def test_bad_parameters_are_refused_clearly(argv, message, capsys):
     with pytest.raises(SystemExit) as exit:
         train.parse(argv)
@@ -65,10 +77,13 @@ def test_bad_parameters_are_refused_clearly(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--runs", "abc"], "expected two or more different run ids"),
-    (["--runs", "abc,abc"], "expected two or more different run ids"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--runs", "abc"], "expected two or more different run ids"),
+        (["--runs", "abc,abc"], "expected two or more different run ids"),
+    ],
+)
 def test_an_ensemble_needs_two_runs(argv, message, capsys):
     with pytest.raises(SystemExit):
         ensemble.parse(argv)
@@ -97,8 +112,9 @@ def test_bad_versions_list_in_main(capsys):
 
 def test_entry_points_import_without_tensorflow():
     """`--help` and argument errors stay instant: TensorFlow loads only once work starts."""
-    result = run_cli("python", "-c", "import sys, pipeline.main, pipeline.prep, pipeline.train, pipeline.evaluate, "
-                     "pipeline.promote, pipeline.search, pipeline.ensemble, pipeline.bench, pipeline.report, pipeline.predict; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    modules = ", ".join(f"pipeline.{name}" for name in ENTRY_POINTS)
+    script = f"import sys, {modules}; print(sorted({{'tensorflow', 'keras'}} & set(sys.modules)))"
+    result = run_cli("python", "-c", script)
     assert result.stdout.strip() == "[]"
 
 

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from pipeline.idx import IdxError, expect, idx_bytes, read_idx
+from pipeline.data.idx import IdxError, expect, idx_bytes, read_idx
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

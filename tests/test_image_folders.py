@@ -4,10 +4,11 @@ import hashlib
 
 import mlflow
 import pytest
+from conftest import mlflow_run, run_cli, train_tiny, use_store
 
 from benchmarks import image_sets
-from conftest import mlflow_run, run_cli, train_tiny, use_store
-from pipeline import image_folders, images
+from pipeline.analysis import image_folders
+from pipeline.serving import images
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +19,13 @@ def image_set(tmp_path_factory, mnist, fashion):
 
 
 def digest(folder):
-    return hashlib.sha256(b"".join(
-        path.relative_to(folder).as_posix().encode() + path.read_bytes()
-        for path in sorted(folder.rglob("*")) if path.is_file()
-    )).hexdigest()
+    return hashlib.sha256(
+        b"".join(
+            path.relative_to(folder).as_posix().encode() + path.read_bytes()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        )
+    ).hexdigest()
 
 
 def test_a_set_is_the_same_from_the_same_seed(image_set, tmp_path):
@@ -31,7 +35,11 @@ def test_a_set_is_the_same_from_the_same_seed(image_set, tmp_path):
     assert [sum(item.set == name for item in found) for name in image_folders.SETS] == [60, 20, 30]
     assert {item.path.suffix for item in found} == {".png", ".jpg"}
     assert {item.expected for item in found if item.set == "not-digits"} == {
-        "letters and symbols", "clothing", "scribbles", "blank pages"}
+        "letters and symbols",
+        "clothing",
+        "scribbles",
+        "blank pages",
+    }
 
 
 def test_every_generated_number_splits_into_its_digits(image_set):
@@ -62,8 +70,16 @@ def test_evaluate_images_logs_the_figures_and_every_answer(image_set, tmp_path, 
         assert metrics["images_not_digits_rejected_blank_pages"] == 1.0
         answers = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/images/answers.csv").splitlines()
         assert len(answers) == 1 + 110 and answers[0].startswith("file,set,expected,answer")
-        missing = run_cli("python", "-m", "pipeline.evaluate", "--model-uri", f"runs:/{run_id}/model",
-                          "--images", str(tmp_path / "nowhere"), check=False)
+        missing = run_cli(
+            "python",
+            "-m",
+            "pipeline.evaluate",
+            "--model-uri",
+            f"runs:/{run_id}/model",
+            "--images",
+            str(tmp_path / "nowhere"),
+            check=False,
+        )
         assert missing.returncode != 0 and "is not a folder" in missing.stderr
     finally:
         mlflow.set_tracking_uri(None)

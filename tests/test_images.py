@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import images
-from pipeline.training import scaled
+from pipeline.serving import images
+from pipeline.training.splits import scaled
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,14 @@ def encoded(array, format="PNG", mode="L", **options):
 
 def on_paper(digit, size=(300, 400), at=(50, 200), scale=4, gradient=0.3):
     """A dark-ink digit, enlarged, off-centre, on light paper lit unevenly."""
-    big = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize(
-        (28 * scale, 28 * scale), Image.Resampling.BILINEAR)) / 255.0
+    big = (
+        np.asarray(
+            Image.fromarray((digit * 255).astype(np.uint8)).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
+        )
+        / 255.0
+    )
     canvas = np.zeros(size)
-    canvas[at[0]:at[0] + big.shape[0], at[1]:at[1] + big.shape[1]] = big
+    canvas[at[0] : at[0] + big.shape[0], at[1] : at[1] + big.shape[1]] = big
     paper = 0.95 - gradient * np.linspace(0, 1, size[1])[None, :] - gradient / 3 * np.linspace(0, 1, size[0])[:, None]
     return (paper * (1 - 0.85 * canvas)).astype(np.float32)
 
@@ -41,7 +45,7 @@ def similarity(first, second):
     from scipy import ndimage
 
     first, second = ndimage.gaussian_filter(first, 1.0), ndimage.gaussian_filter(second, 1.0)
-    return float(np.sum(first * second) / np.sqrt(np.sum(first ** 2) * np.sum(second ** 2)))
+    return float(np.sum(first * second) / np.sqrt(np.sum(first**2) * np.sum(second**2)))
 
 
 def test_an_mnist_digit_passes_nearly_unchanged(digits):
@@ -57,15 +61,17 @@ def test_an_mnist_digit_passes_nearly_unchanged(digits):
 
 def test_a_network_reads_the_prepared_digits_like_the_originals(mnist):
     """What matters: the network's answers on MNIST digits drawn dark on unevenly lit paper."""
-    from pipeline import training
+    from pipeline.training.loop import fit, predict
+    from pipeline.training.settings import Settings
+    from pipeline.training.splits import split
 
-    splits = training.split(mnist, validation=1000, subset=20000)
-    network, _ = training.fit(training.Settings.for_version(4, subset=20000, validation=1000), splits, verbose=0)
+    splits = split(mnist, validation=1000, subset=20000)
+    network, _ = fit(Settings.for_version(4, subset=20000, validation=1000), splits, verbose=0)
     originals, labels = splits.test_images[:300], splits.test_labels[:300]
     prepared = np.array([images.to_mnist(on_paper(digit)).image for digit in originals])
 
     def accuracy(batch):
-        return (training.predict(network, batch).argmax(axis=1) == labels).mean()
+        return (predict(network, batch).argmax(axis=1) == labels).mean()
 
     assert accuracy(prepared) >= accuracy(originals) - 0.02
 
@@ -75,8 +81,9 @@ def test_variations_give_nearly_the_same_input(digits, variation):
     make = {
         "inverted": lambda digit: 1 - digit,
         "shifted": lambda digit: np.pad(digit, ((5, 40), (60, 3))),
-        "scaled up": lambda digit: np.asarray(Image.fromarray(digit, mode="F").resize(
-            (140, 140), Image.Resampling.BILINEAR)),
+        "scaled up": lambda digit: np.asarray(
+            Image.fromarray(digit, mode="F").resize((140, 140), Image.Resampling.BILINEAR)
+        ),
         "on uneven paper": on_paper,
     }[variation]
     scores = [similarity(images.to_mnist(make(digit)).image, images.to_mnist(digit).image) for digit in digits]
@@ -103,10 +110,24 @@ def test_the_digit_fills_a_20_pixel_box_centred_by_mass(digits):
     assert abs(mass_row - 13.5) <= 1 and abs(mass_column - 13.5) <= 1
 
 
-@pytest.mark.parametrize("format, mode", [
-    ("PNG", "L"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "I;16"),
-    ("JPEG", "L"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"), ("WEBP", "RGB"), ("TIFF", "L"), ("TIFF", "RGB"),
-])
+@pytest.mark.parametrize(
+    "format, mode",
+    [
+        ("PNG", "L"),
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "LA"),
+        ("PNG", "P"),
+        ("PNG", "I;16"),
+        ("JPEG", "L"),
+        ("JPEG", "RGB"),
+        ("BMP", "RGB"),
+        ("GIF", "P"),
+        ("WEBP", "RGB"),
+        ("TIFF", "L"),
+        ("TIFF", "RGB"),
+    ],
+)
 def test_every_format_and_mode_reads_the_same(digits, format, mode):
     paper = on_paper(digits[2])
     gray = images.read(encoded(paper, format, mode))
@@ -145,11 +166,14 @@ def test_the_first_frame_of_an_animation(digits):
     assert np.abs(images.read(buffer.getvalue()) - on_paper(digits[5])).mean() < 0.03
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty file"),
-    (b"hello, this is text", "not an image"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty file"),
+        (b"hello, this is text", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image"),
+    ],
+)
 def test_unreadable_files_get_one_line_reasons(data, message):
     with pytest.raises(images.ImageError, match=message):
         images.read(data)
@@ -186,7 +210,7 @@ def test_scattered_dots_are_not_a_digit():
     page = np.ones((300, 300), np.float32)
     for row in range(30, 280, 50):
         for column in range(30, 280, 50):
-            page[row:row + 6, column:column + 6] = 0.0  # 25 dots of ink
+            page[row : row + 6, column : column + 6] = 0.0  # 25 dots of ink
     with pytest.raises(images.NotADigit, match="25 separate marks"):
         images.to_mnist(page)
 
@@ -206,15 +230,18 @@ def written_number(mnist, indices, gaps, height=200):
     for index, gap in zip(indices, gaps):
         digit = mnist.test_images[index] / 255.0
         used = np.nonzero(digit.max(axis=0) > 0)[0]
-        piece = digit[:, used.min():used.max() + 1]
+        piece = digit[:, used.min() : used.max() + 1]
         rows = np.nonzero(piece.max(axis=1) > 0)[0]
         boxes.append((left, rows.min(), piece.shape[1], rows.max() - rows.min() + 1))
         columns += [piece, np.zeros((28, gap))]
         left += piece.shape[1] + gap
     strip = np.pad(np.concatenate(columns, axis=1), ((0, 0), (20, 20)))
     scale = height / 28
-    big = np.asarray(Image.fromarray(strip.astype(np.float32), mode="F").resize(
-        (round(strip.shape[1] * scale), height), Image.Resampling.BILINEAR))
+    big = np.asarray(
+        Image.fromarray(strip.astype(np.float32), mode="F").resize(
+            (round(strip.shape[1] * scale), height), Image.Resampling.BILINEAR
+        )
+    )
     paper = (0.9 - 0.2 * np.linspace(0, 1, big.shape[1])[None, :]) * (1 - 0.9 * np.clip(big, 0, 1))
     return paper.astype(np.float32), [tuple(round(value * scale) for value in box) for box in boxes]
 
@@ -257,7 +284,7 @@ def test_digits_that_touch_are_cut_apart(mnist):
     left = 4
     for piece in pieces:  # each zero overlaps the one before by 3 pixels: the ink joins
         lefts.append(left)
-        strip[:, left:left + piece.shape[1]] = np.maximum(strip[:, left:left + piece.shape[1]], piece)
+        strip[:, left : left + piece.shape[1]] = np.maximum(strip[:, left : left + piece.shape[1]], piece)
         left += piece.shape[1] - 3
     paper = 1 - np.kron(np.pad(strip, 6), np.ones((8, 8)))
     found = images.digits_in(paper.astype(np.float32))
@@ -269,13 +296,13 @@ def test_digits_that_touch_are_cut_apart(mnist):
 def test_a_stray_mark_between_digits_is_not_a_digit(mnist):
     paper, boxes = written_number(mnist, [10, 11], [12, 0])
     right_of_first = boxes[0][0] + boxes[0][2]
-    paper[60:120, right_of_first + 12:right_of_first + 15] = 0.6  # a thin faint stroke in the gap
+    paper[60:120, right_of_first + 12 : right_of_first + 15] = 0.6  # a thin faint stroke in the gap
     assert len(images.digits_in(paper)) == 2
 
 
 @pytest.mark.parametrize("height, width", [(2, 5), (3, 30)])
 def test_a_tiny_flat_mark_is_split_without_failing(height, width):
     paper = np.ones((60, 80), np.float32)
-    paper[28:28 + height, 10:10 + width] = 0.0
+    paper[28 : 28 + height, 10 : 10 + width] = 0.0
     found = images.digits_in(paper)
     assert found and sum(digit.box[2] for digit in found) <= width + len(found)

@@ -5,9 +5,8 @@ import json
 import mlflow
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_cli, train_tiny, use_store
+from PIL import Image
 from test_images import encoded, on_paper
 
 
@@ -41,7 +40,7 @@ def test_digits_on_paper_are_read(model_uri, files, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout)
     assert [answer["file"] for answer in answers] == [str(path) for path in files]
-    for answer, label in zip(answers, files.values()):
+    for answer in answers:
         assert set(answer) == {"file", "digit", "confidence", "probabilities", "rejected", "reason"}
         assert len(answer["probabilities"]) == 10 and abs(sum(answer["probabilities"]) - 1) < 1e-4
         assert answer["confidence"] == max(answer["probabilities"])
@@ -56,13 +55,23 @@ def test_bad_files_are_named_and_the_rest_still_read(model_uri, files, tmp_path)
     good = next(iter(files))
     (tmp_path / "cut.png").write_bytes(encoded(np.ones((64, 64)) * 0.9, "PNG")[:60])
     (tmp_path / "blank.png").write_bytes(encoded(np.ones((64, 64)), "PNG"))
-    paths = [tmp_path / "empty.png", good, tmp_path / "notes.txt", tmp_path / "cut.png",
-             tmp_path / "missing.png", tmp_path / "blank.png"]
+    paths = [
+        tmp_path / "empty.png",
+        good,
+        tmp_path / "notes.txt",
+        tmp_path / "cut.png",
+        tmp_path / "missing.png",
+        tmp_path / "blank.png",
+    ]
     result = predict(model_uri, *paths, "--json")
     assert result.returncode == 1
     errors = result.stderr.strip().splitlines()
-    for name, reason in (("empty.png", "empty file"), ("notes.txt", "not an image"),
-                         ("cut.png", "truncated or corrupt"), ("missing.png", "No such file")):
+    for name, reason in (
+        ("empty.png", "empty file"),
+        ("notes.txt", "not an image"),
+        ("cut.png", "truncated or corrupt"),
+        ("missing.png", "No such file"),
+    ):
         assert any(line.startswith(f"predict: {tmp_path / name}: ") and reason in line for line in errors), errors
     answers = json.loads(result.stdout)
     assert [answer["file"] for answer in answers] == [str(good), str(tmp_path / "blank.png")]
@@ -100,7 +109,7 @@ def test_a_whole_number_is_read_digit_by_digit(model_uri, mnist, tmp_path):
     read = "".join(str(digit["digit"]) for digit in answer["digits"])
     assert sum(a == b for a, b in zip(read, expected)) >= len(expected) - 1, (read, expected)
     assert answer["number"] in (None, read)
-    for digit, (x, y, width, height) in zip(answer["digits"], boxes):
+    for digit, (x, *_) in zip(answer["digits"], boxes):
         assert abs(digit["box"][0] - x) <= 10 and len(digit["box"]) == 4
     plain = predict(model_uri, path, "--number").stdout.strip()
     assert plain.startswith(f"{path}: ")

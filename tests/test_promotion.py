@@ -4,7 +4,7 @@ import mlflow
 import pytest
 
 from pipeline import promote
-from pipeline.promotion import ALIAS, STAGE
+from pipeline.tracking.promotion import ALIAS, STAGE
 
 SAME = "mnist:abc:subset=0:last=5000"
 
@@ -31,8 +31,9 @@ def production():
 
 
 def last_decision():
-    run = mlflow.search_runs(filter_string="attributes.run_name = 'promote'", order_by=["start_time DESC"],
-                             output_format="list")[0]
+    run = mlflow.search_runs(
+        filter_string="attributes.run_name = 'promote'", order_by=["start_time DESC"], output_format="list"
+    )[0]
     return run.data.tags
 
 

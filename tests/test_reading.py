@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline import images, reading
+from pipeline.serving import images, reading
 
 
 def row(best, confidence, not_digit=None):
@@ -13,8 +13,13 @@ def row(best, confidence, not_digit=None):
 
 def test_a_confident_answer_is_the_digit():
     answer = reading.digit_answer(row(7, 0.9), threshold=0.5)
-    assert answer == {"digit": 7, "confidence": answer["confidence"], "probabilities": answer["probabilities"],
-                      "rejected": False, "reason": None}
+    assert answer == {
+        "digit": 7,
+        "confidence": answer["confidence"],
+        "probabilities": answer["probabilities"],
+        "rejected": False,
+        "reason": None,
+    }
     assert abs(answer["confidence"] - 0.9) < 1e-9 and len(answer["probabilities"]) == 10
 
 

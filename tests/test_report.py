@@ -5,9 +5,10 @@ import re
 
 import mlflow
 import pytest
-
 from conftest import mlflow_run
-from pipeline import report, reporting
+
+from pipeline import report
+from pipeline.analysis import reporting
 
 FIGURES = {"validation_curves.png", "confusion_matrices.png", "hardest_digits.png"}
 
@@ -27,7 +28,7 @@ def test_report_on_two_tiny_runs(two_tiny_runs, tmp_path):
     html = (output / "report.html").read_text()
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(embedded) == len(FIGURES) and all(base64.b64decode(data).startswith(b"\x89PNG") for data in embedded)
-    assert "src=\"figures/" not in html
+    assert 'src="figures/' not in html
 
     rows = reporting.table(reporting.model_runs("tests"))
     assert len(rows) == 2

@@ -4,7 +4,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from pipeline import negatives, training, versions
+from pipeline.data import negatives
+from pipeline.tracking.run import log_rejection, train_tracked
+from pipeline.training import versions
+from pipeline.training.settings import Settings, SettingsError
+from pipeline.training.splits import scaled, split
 
 
 def test_negatives_are_repeatable_mnist_format_and_not_thin(fashion):
@@ -19,8 +23,8 @@ def test_negatives_are_repeatable_mnist_format_and_not_thin(fashion):
 
 
 def test_negatives_need_a_version_with_the_class():
-    with pytest.raises(training.SettingsError, match="not a digit"):
-        training.Settings.for_version(4, negatives=0.2)
+    with pytest.raises(SettingsError, match="not a digit"):
+        Settings.for_version(4, negatives=0.2)
     assert versions.get(6).classes == 11 and versions.get(5).classes == 10
 
 
@@ -30,9 +34,9 @@ def robust_run(tmp_path_factory, mnist, fashion):
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_store(tmp_path_factory.mktemp("store"), monkeypatch)
-        settings = training.Settings.for_version(6, epochs=2, subset=4000, validation=500, negatives=0.4)
+        settings = Settings.for_version(6, epochs=2, subset=4000, validation=500, negatives=0.4)
         with mlflow.start_run() as run:
-            outcome = training.train_tracked(settings, register=False)
+            outcome = train_tracked(settings, register=False)
         yield mlflow.get_run(run.info.run_id), outcome
     mlflow.set_tracking_uri(None)
 
@@ -50,15 +54,15 @@ def test_version_6_learns_to_say_not_a_digit(robust_run, fashion):
     assert "not a digit" in confusion.splitlines()[0]
 
     recognizer = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    clothing = training.scaled(fashion.test_images[:50])
+    clothing = scaled(fashion.test_images[:50])
     answers = recognizer.predict(clothing)
     assert sum(answer["rejected"] for answer in answers) >= 35
     assert all(len(answer["probabilities"]) == 10 for answer in answers)
 
 
 def test_a_final_fit_measures_rejection_on_test_images_only(tracking, mnist, fashion):
-    splits = training.split(mnist, validation=0, subset=300)
+    splits = split(mnist, validation=0, subset=300)
     with mlflow.start_run() as run:
-        training.log_rejection(versions.get(6).build(), splits, seed=0, temperature=1.0)
+        log_rejection(versions.get(6).build(), splits, seed=0, temperature=1.0)
     metrics = mlflow.get_run(run.info.run_id).data.metrics
     assert set(metrics) == {"test_digits_accepted", "test_not_digits_rejected"}

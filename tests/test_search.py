@@ -10,11 +10,14 @@ import mlflow
 import numpy as np
 import optuna
 import pytest
+from conftest import BIN, REPO, mlflow_run
 from optuna.trial import TrialState
 
-from conftest import BIN, REPO, mlflow_run
-from pipeline import searching, training, versions
-from pipeline.datasets import Arrays
+from pipeline.data.datasets import Arrays
+from pipeline.training import versions
+from pipeline.training.settings import Settings, resolved_architecture
+from pipeline.training.splits import split
+from pipeline.tuning import study, summary, workers
 
 
 @pytest.mark.parametrize("number", sorted(versions.VERSIONS))
@@ -24,19 +27,19 @@ def test_every_sampled_configuration_builds_a_valid_model(number):
     for _ in range(6):
         trial = study.ask()
         sampled = version.search_space(trial)
-        architecture = {k: v for k, v in sampled.items() if k not in searching.SETTINGS_KEYS}
-        model = version.build(**training.resolved_architecture(version, architecture))
+        architecture = {k: v for k, v in sampled.items() if k not in study.SETTINGS_KEYS}
+        model = version.build(**resolved_architecture(version, architecture))
         assert model.output_shape == (None, version.classes)
-        settings = {k: v for k, v in sampled.items() if k in searching.SETTINGS_KEYS}
-        training.Settings.for_version(number, **settings)  # every setting is a real one
+        settings = {k: v for k, v in sampled.items() if k in study.SETTINGS_KEYS}
+        Settings.for_version(number, **settings)  # every setting is a real one
         study.tell(trial, 0.5)
 
 
 @pytest.mark.parametrize("number", sorted(versions.VERSIONS))
 def test_the_baseline_trial_is_the_versions_own_configuration(number):
     version = versions.get(number)
-    baseline = searching.baseline(version)
-    defaults = training.resolved_architecture(version)
+    baseline = study.baseline(version)
+    defaults = resolved_architecture(version)
     assert {k: v for k, v in baseline.items() if k in defaults} == defaults
     assert baseline["learning_rate"] == version.learning_rate
 
@@ -45,24 +48,34 @@ def tiny_splits():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (120, 28, 28), dtype=np.uint8)
     labels = np.arange(120, dtype=np.uint8) % 10
-    return training.split(Arrays(images, labels, images[:20], labels[:20]), validation=20)
+    return split(Arrays(images, labels, images[:20], labels[:20]), validation=20)
 
 
 def test_a_pruned_trial_reports_as_pruned_in_optuna_and_mlflow(tracking):
     # A threshold no accuracy reaches: every trial is pruned after its first epoch.
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.1))
     study.enqueue_trial({})
-    trial = searching.claim(study)
+    trial = study.claim(study)
     with mlflow.start_run() as parent:
-        plan = searching.Plan(version=1, study="prune", storage="", n_trials=1, epochs=3, seed=0, validation=20,
-                              subset=0, parent_run_id=parent.info.run_id, experiment_id=parent.info.experiment_id,
-                              tracking_uri=tracking)
-        searching.run_trial(study, trial, plan, tiny_splits())
+        plan = study.Plan(
+            version=1,
+            study="prune",
+            storage="",
+            n_trials=1,
+            epochs=3,
+            seed=0,
+            validation=20,
+            subset=0,
+            parent_run_id=parent.info.run_id,
+            experiment_id=parent.info.experiment_id,
+            tracking_uri=tracking,
+        )
+        workers.run_trial(study, trial, plan, tiny_splits())
     [frozen] = study.get_trials()
     assert frozen.state == TrialState.PRUNED and list(frozen.intermediate_values) == [0]
     [child] = mlflow.search_runs(filter_string="attributes.run_name = 'trial 0'", output_format="list")
     assert child.data.tags["trial_state"] == "PRUNED" and child.info.status == "FINISHED"
-    assert searching.claim(study) is None, "no slot is left"
+    assert study.claim(study) is None, "no slot is left"
 
 
 def test_a_trial_claimed_a_moment_ago_is_not_taken_for_dead(tracking):
@@ -72,7 +85,7 @@ def test_a_trial_claimed_a_moment_ago_is_not_taken_for_dead(tracking):
     study.enqueue_trial({})
     [waiting] = study.get_trials(states=(TrialState.WAITING,))
     assert study._storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
-    searching.fail_stale_trials(study)
+    study.fail_stale_trials(study)
     assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
 
 
@@ -82,8 +95,9 @@ def search_runs(parent_id=None):
 
 
 def test_a_search_through_the_cli_logs_every_trial_and_registers_the_best(tracking, mnist, tmp_path):
-    parent = mlflow_run("search", version=1, n_trials=4, epochs=2, subset=2000, validation=500,
-                        storage=tmp_path / "study.journal")
+    parent = mlflow_run(
+        "search", version=1, n_trials=4, epochs=2, subset=2000, validation=500, storage=tmp_path / "study.journal"
+    )
     children = search_runs(parent.info.run_id)
     assert sorted(int(r.data.tags["optuna_trial"]) for r in children) == [0, 1, 2, 3]
     client = mlflow.MlflowClient()
@@ -93,11 +107,16 @@ def test_a_search_through_the_cli_logs_every_trial_and_registers_the_best(tracki
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")][0] == 1
         assert child.data.metrics["trial_seconds"] > 0
     assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == 4
-    best = searching.best_params(parent.info.run_id)
+    best = summary.best_params(parent.info.run_id)
     assert best["val_accuracy"] == pytest.approx(parent.data.metrics["best_val_accuracy"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "search")}
-    assert {"search/trials.csv", "search/optimization_history.png", "search/param_importances.png",
-            "search/parallel_coordinate.png", "search/best_params.json"} <= artifacts
+    assert {
+        "search/trials.csv",
+        "search/optimization_history.png",
+        "search/param_importances.png",
+        "search/parallel_coordinate.png",
+        "search/best_params.json",
+    } <= artifacts
     [version] = client.search_model_versions("name = 'mnist'")
     trained_best = client.get_run(version.run_id)
     assert trained_best.data.tags["params_from"] == parent.info.run_id
@@ -112,17 +131,39 @@ def test_a_search_through_the_cli_logs_every_trial_and_registers_the_best(tracki
 
 def test_a_killed_search_resumes_and_marks_the_lost_trial_failed(tracking, mnist, tmp_path):
     journal = tmp_path / "study.journal"
-    command = [sys.executable, "-m", "pipeline.search", "--version", "3", "--n-trials", "3", "--epochs", "3",
-               "--subset", "4000", "--validation", "500", "--storage", str(journal), "--train-best", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.search",
+        "--version",
+        "3",
+        "--n-trials",
+        "3",
+        "--epochs",
+        "3",
+        "--subset",
+        "4000",
+        "--validation",
+        "500",
+        "--storage",
+        str(journal),
+        "--train-best",
+        "false",
+    ]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = searching.open_storage(str(journal))
+    storage = study.open_storage(str(journal))
     deadline = time.monotonic() + 300
     while True:  # kill it in the middle of a trial, once that trial has its MLflow run
         assert first.poll() is None and time.monotonic() < deadline, "the search ended before it could be killed"
         try:
-            running = [t for t in optuna.load_study(study_name="mnist-v3", storage=storage).get_trials(
-                states=(TrialState.RUNNING,)) if "mlflow_run_id" in t.user_attrs]
+            running = [
+                t
+                for t in optuna.load_study(study_name="mnist-v3", storage=storage).get_trials(
+                    states=(TrialState.RUNNING,)
+                )
+                if "mlflow_run_id" in t.user_attrs
+            ]
         except KeyError:  # the study does not exist yet
             running = []
         if running:
@@ -134,7 +175,7 @@ def test_a_killed_search_resumes_and_marks_the_lost_trial_failed(tracking, mnist
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"trial {running[0].number}: its worker" in result.stdout
-    trials = optuna.load_study(study_name="mnist-v3", storage=searching.open_storage(str(journal))).get_trials()
+    trials = optuna.load_study(study_name="mnist-v3", storage=study.open_storage(str(journal))).get_trials()
     states = [t.state for t in trials]
     assert states.count(TrialState.FAIL) == 1
     assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 3
@@ -145,10 +186,20 @@ def test_a_killed_search_resumes_and_marks_the_lost_trial_failed(tracking, mnist
 
 def test_n_jobs_workers_on_one_machine_share_the_study(tracking, mnist, tmp_path):
     journal = tmp_path / "study.journal"
-    parent = mlflow_run("search", version=1, n_trials=4, epochs=1, subset=1500, validation=300, n_jobs=2,
-                        storage=journal, train_best="false")
+    parent = mlflow_run(
+        "search",
+        version=1,
+        n_trials=4,
+        epochs=1,
+        subset=1500,
+        validation=300,
+        n_jobs=2,
+        storage=journal,
+        train_best="false",
+    )
     children = search_runs(parent.info.run_id)
     assert sorted(int(r.data.tags["optuna_trial"]) for r in children) == [0, 1, 2, 3]
-    trials = optuna.load_study(study_name="mnist-v1", storage=searching.open_storage(str(journal))).get_trials()
+    trials = optuna.load_study(study_name="mnist-v1", storage=study.open_storage(str(journal))).get_trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) + [t.state for t in trials].count(
-        TrialState.PRUNED) == 4 and len(trials) == 4
+        TrialState.PRUNED
+    ) == 4 and len(trials) == 4

@@ -12,9 +12,8 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import BIN, REPO
+from optuna.trial import TrialState
 
 TRIALS = 6
 
@@ -50,14 +49,34 @@ def postgres():
     if as_postgres:  # PostgreSQL refuses to run as root
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", free_port()
-    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_postgres, bin_dir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "start",
-                    "-o", f"-h 127.0.0.1 -p {port} -k {folder}"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            bin_dir / "pg_ctl",
+            "-D",
+            data,
+            "-l",
+            folder / "log",
+            "-w",
+            "start",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {folder}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         for database in ("mlflow", "optuna"):
-            subprocess.run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
+                check=True,
+                capture_output=True,
+            )
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run([*as_postgres, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True)
@@ -68,10 +87,22 @@ def postgres():
 def tracking_server(postgres, tmp_path_factory):
     port = free_port()
     server = subprocess.Popen(
-        [BIN / "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
-         "--artifacts-destination", tmp_path_factory.mktemp("artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            BIN / "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"{postgres}/mlflow",
+            "--artifacts-destination",
+            tmp_path_factory.mktemp("artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -86,13 +117,38 @@ def test_two_workers_share_one_study_exactly(postgres, tracking_server, mnist, m
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     mlflow.set_tracking_uri(tracking_server)
     experiment = mlflow.create_experiment("scale-out")
-    command = [BIN / "mlflow", "run", ".", "-e", "search", "--env-manager", "local", "--experiment-id", experiment,
-               "-P", "version=1", "-P", f"n_trials={TRIALS}", "-P", "epochs=2", "-P", "subset=3000",
-               "-P", "validation=500", "-P", f"storage={postgres}/optuna", "-P", "study=shared",
-               "-P", "train_best=false"]
+    command = [
+        BIN / "mlflow",
+        "run",
+        ".",
+        "-e",
+        "search",
+        "--env-manager",
+        "local",
+        "--experiment-id",
+        experiment,
+        "-P",
+        "version=1",
+        "-P",
+        f"n_trials={TRIALS}",
+        "-P",
+        "epochs=2",
+        "-P",
+        "subset=3000",
+        "-P",
+        "validation=500",
+        "-P",
+        f"storage={postgres}/optuna",
+        "-P",
+        "study=shared",
+        "-P",
+        "train_best=false",
+    ]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [worker.communicate(timeout=1200)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-4000:]

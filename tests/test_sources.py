@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from pipeline import datasets, sources
-from pipeline.datasets import FILES, Dataset, DatasetError, sha256
-from pipeline.idx import idx_bytes
+from pipeline.data import atomic, datasets, sources
+from pipeline.data.datasets import FILES, Dataset, DatasetError, sha256
+from pipeline.data.idx import idx_bytes
 
 
 def fake_files():
@@ -27,9 +27,13 @@ FILES_BYTES = fake_files()
 
 
 def fake_dataset(mirrors=()):
-    return Dataset(name="fake", classes=tuple("0123456789"),
-                   sha256={file: sha256(data) for file, data in FILES_BYTES.items()},
-                   mirrors=tuple(mirrors), offline="")
+    return Dataset(
+        name="fake",
+        classes=tuple("0123456789"),
+        sha256={file: sha256(data) for file, data in FILES_BYTES.items()},
+        mirrors=tuple(mirrors),
+        offline="",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -158,9 +162,9 @@ def test_an_interrupted_write_leaves_neither_file_nor_temporary(tmp_path, monkey
     def killed(_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sources.os, "fsync", killed)
+    monkeypatch.setattr(atomic.os, "fsync", killed)
     with pytest.raises(KeyboardInterrupt):
-        sources.write_atomically(target, b"x" * 1000)
+        atomic.write_atomically(target, b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
 
 

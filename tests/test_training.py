@@ -1,20 +1,26 @@
 import numpy as np
 import pytest
 
-from pipeline import training
-from pipeline.datasets import Arrays
-from pipeline.evaluation import Evaluation
+from pipeline.analysis.evaluation import Evaluation
+from pipeline.data.datasets import Arrays
+from pipeline.training.loop import fit, learning_rate, loss
+from pipeline.training.settings import Settings, SettingsError, resolved_architecture
+from pipeline.training.splits import split
 
 
 def small_arrays(n_train=100, n_test=20):
     images = np.arange(n_train * 784, dtype=np.int64).reshape(n_train, 28, 28) % 256
-    return Arrays(images.astype(np.uint8), np.arange(n_train, dtype=np.uint8) % 10,
-                  images[:n_test].astype(np.uint8), np.arange(n_test, dtype=np.uint8) % 10)
+    return Arrays(
+        images.astype(np.uint8),
+        np.arange(n_train, dtype=np.uint8) % 10,
+        images[:n_test].astype(np.uint8),
+        np.arange(n_test, dtype=np.uint8) % 10,
+    )
 
 
 def test_validation_is_the_last_training_images_scaled():
     arrays = small_arrays()
-    splits = training.split(arrays, validation=30)
+    splits = split(arrays, validation=30)
     assert len(splits.train_images) == 70 and len(splits.validation_images) == 30
     np.testing.assert_array_equal(splits.validation_labels, arrays.train_labels[70:])
     assert splits.train_images.dtype == np.float32 and splits.train_images.max() <= 1.0
@@ -22,12 +28,12 @@ def test_validation_is_the_last_training_images_scaled():
 
 
 def test_subset_keeps_the_first_images_of_both_sets():
-    splits = training.split(small_arrays(), validation=10, subset=50)
+    splits = split(small_arrays(), validation=10, subset=50)
     assert (len(splits.train_images), len(splits.validation_images), len(splits.test_images)) == (40, 10, 20)
 
 
 def test_no_validation_trains_on_every_image():
-    splits = training.split(small_arrays(), validation=0)
+    splits = split(small_arrays(), validation=0)
     assert len(splits.train_images) == 100
     assert splits.validation_images.shape == (0, 28, 28) and len(splits.validation_labels) == 0
 
@@ -35,27 +41,27 @@ def test_no_validation_trains_on_every_image():
 @pytest.mark.parametrize("validation", [-1, 100, 1000])
 def test_impossible_validation_split_is_refused(validation):
     with pytest.raises(ValueError, match="validation must be between 0 and 99"):
-        training.split(small_arrays(), validation=validation)
+        split(small_arrays(), validation=validation)
 
 
 def test_settings_take_the_versions_defaults_unless_overridden():
-    settings = training.Settings.for_version(3, epochs=None, seed=4)
+    settings = Settings.for_version(3, epochs=None, seed=4)
     assert (settings.epochs, settings.batch_size, settings.learning_rate, settings.seed) == (20, 128, 0.001, 4)
 
 
 def test_unknown_layer_setting_is_refused():
-    from pipeline import versions
+    from pipeline.training import versions
 
     with pytest.raises(ValueError, match="version 1 has no layer setting filters; it has units"):
-        training.resolved_architecture(versions.get(1), {"filters": 3})
+        resolved_architecture(versions.get(1), {"filters": 3})
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(mnist):
-    splits = training.split(mnist, validation=500, subset=2000)
+    splits = split(mnist, validation=500, subset=2000)
 
     def history(seed):
-        settings = training.Settings.for_version(2, epochs=2, seed=seed, subset=2000, validation=500)
-        return training.fit(settings, splits, verbose=0)[1]
+        settings = Settings.for_version(2, epochs=2, seed=seed, subset=2000, validation=500)
+        return fit(settings, splits, verbose=0)[1]
 
     first, again, other = history(0), history(0), history(1)
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -77,13 +83,13 @@ def test_evaluation_metrics():
 
 
 def test_constant_learning_rate_unless_a_schedule_is_set():
-    settings = training.Settings.for_version(3)
-    assert training.learning_rate(settings, steps_per_epoch=100) == 0.001
+    settings = Settings.for_version(3)
+    assert learning_rate(settings, steps_per_epoch=100) == 0.001
 
 
 def test_warmup_then_cosine_decay_to_zero():
-    settings = training.Settings.for_version(1, epochs=10, learning_rate=0.01, schedule="warmup_cosine", warmup=0.1)
-    schedule = training.learning_rate(settings, steps_per_epoch=100)  # 1000 steps, 100 of warmup
+    settings = Settings.for_version(1, epochs=10, learning_rate=0.01, schedule="warmup_cosine", warmup=0.1)
+    schedule = learning_rate(settings, steps_per_epoch=100)  # 1000 steps, 100 of warmup
     rate = [float(schedule(step)) for step in range(0, 1001, 50)]
     assert rate[0] == pytest.approx(0.001)  # a tenth of the peak
     assert rate[2] == pytest.approx(0.01)  # the peak, at the end of warmup
@@ -94,43 +100,44 @@ def test_warmup_then_cosine_decay_to_zero():
 
 
 def test_cosine_without_warmup_starts_at_the_peak():
-    settings = training.Settings.for_version(1, epochs=1, learning_rate=0.01, schedule="warmup_cosine")
-    schedule = training.learning_rate(settings, steps_per_epoch=10)
+    settings = Settings.for_version(1, epochs=1, learning_rate=0.01, schedule="warmup_cosine")
+    schedule = learning_rate(settings, steps_per_epoch=10)
     assert float(schedule(0)) == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"schedule": "triangle"}, "schedule must be one of constant, warmup_cosine"),
-    ({"precision": "float16"}, "precision must be one of float32, mixed_bfloat16"),
-    ({"warmup": 1.0}, "warmup is a fraction"),
-    ({"ema": 1.0}, "ema is a momentum"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"schedule": "triangle"}, "schedule must be one of constant, warmup_cosine"),
+        ({"precision": "float16"}, "precision must be one of float32, mixed_bfloat16"),
+        ({"warmup": 1.0}, "warmup is a fraction"),
+        ({"ema": 1.0}, "ema is a momentum"),
+    ],
+)
 def test_impossible_recipes_are_refused(overrides, message):
-    with pytest.raises(training.SettingsError, match=message):
-        training.Settings.for_version(1, **overrides)
+    with pytest.raises(SettingsError, match=message):
+        Settings.for_version(1, **overrides)
 
 
 def test_label_smoothing_needs_one_hot_labels():
-    with pytest.raises(training.SettingsError, match="label smoothing needs one-hot labels"):
-        training.loss("sparse_categorical_crossentropy", 0.1)
+    with pytest.raises(SettingsError, match="label smoothing needs one-hot labels"):
+        loss("sparse_categorical_crossentropy", 0.1)
 
 
 def test_new_versions_carry_their_recipes_into_settings_and_params():
-    settings = training.Settings.for_version(5)
+    settings = Settings.for_version(5)
     assert settings.schedule == "warmup_cosine" and settings.augmentation
     params = settings.params()
     assert params["augmentation"].startswith("rotation=") and params["precision"] == "mixed_bfloat16"
-    assert training.Settings.for_version(1).params()["augmentation"] == "none"
+    assert Settings.for_version(1).params()["augmentation"] == "none"
 
 
 def test_augmented_training_is_repeatable(mnist):
-    splits = training.split(mnist, validation=200, subset=1200)
+    splits = split(mnist, validation=200, subset=1200)
 
     def history(seed):
-        settings = training.Settings.for_version(5, epochs=1, seed=seed, subset=1200, validation=200,
-                                                 batch_size=100)
-        return training.fit(settings, splits, architecture={"filters1": 8, "filters2": 8, "filters3": 8},
-                            verbose=0)[1]
+        settings = Settings.for_version(5, epochs=1, seed=seed, subset=1200, validation=200, batch_size=100)
+        return fit(settings, splits, architecture={"filters1": 8, "filters2": 8, "filters3": 8}, verbose=0)[1]
 
     first, again, other = history(0), history(0), history(1)
     assert first["loss"] == again["loss"] and first["val_accuracy"] == again["val_accuracy"]

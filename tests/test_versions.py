@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline import versions
+from pipeline.training import versions
 
 # The seed's networks, layer for layer (after the shared input Reshape), and their
 # parameter counts as Keras reports them for the seed's own models:
@@ -31,7 +31,10 @@ def test_architecture_is_the_seeds(number):
 def test_seed_settings_and_published_figures():
     seeds = [versions.get(number) for number in SEED]
     assert [(v.epochs, v.batch_size, v.learning_rate, v.recipe) for v in seeds] == [
-        (15, 128, 0.001, {}), (15, 128, 0.001, {}), (20, 128, 0.001, {})]
+        (15, 128, 0.001, {}),
+        (15, 128, 0.001, {}),
+        (20, 128, 0.001, {}),
+    ]
     assert versions.get(1).loss == "sparse_categorical_crossentropy"
     assert versions.get(3).loss == "categorical_crossentropy"
     assert [v.published.test_accuracy for v in seeds] == [0.9762, 0.9822, 0.9915]
@@ -72,7 +75,7 @@ def test_version_5_normalizes_all_but_the_first_stage_and_version_6_every_stage(
 def test_every_search_space_fits_its_builder(number):
     import optuna
 
-    from pipeline.training import resolved_architecture
+    from pipeline.training.settings import resolved_architecture
 
     version = versions.get(number)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()

@@ -16,10 +16,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import BIN, mlflow_run, use_store
 from test_images import encoded, on_paper, written_number
-from pipeline import datasets, training
+
+from pipeline.data import datasets
+from pipeline.training.splits import scaled
 
 SUBSET, VALIDATION = 2000, 500
 
@@ -46,10 +47,30 @@ def test_train_logs_params_and_tags(trained):
     run, _ = trained
     assert run.info.status == "FINISHED"
     params = run.data.params
-    assert {key: params[key] for key in ("version", "epochs", "batch_size", "learning_rate", "seed",
-                                         "validation", "subset", "dataset", "units")} == {
-        "version": "1", "epochs": "1", "batch_size": "128", "learning_rate": "0.001", "seed": "0",
-        "validation": str(VALIDATION), "subset": str(SUBSET), "dataset": "mnist", "units": "128"}
+    assert {
+        key: params[key]
+        for key in (
+            "version",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "seed",
+            "validation",
+            "subset",
+            "dataset",
+            "units",
+        )
+    } == {
+        "version": "1",
+        "epochs": "1",
+        "batch_size": "128",
+        "learning_rate": "0.001",
+        "seed": "0",
+        "validation": str(VALIDATION),
+        "subset": str(SUBSET),
+        "dataset": "mnist",
+        "units": "128",
+    }
     tags = run.data.tags
     assert tags["version_name"] == "mlp" and tags["tensorflow"].startswith("2.")
     assert tags["cpu"] and int(tags["threads"]) >= 1 and len(tags["git_commit"]) == 40
@@ -69,9 +90,14 @@ def test_train_logs_epoch_and_test_metrics(trained):
 def test_train_logs_artifacts_and_dataset(trained):
     run, _ = trained
     logged = set(artifacts(run.info.run_id))
-    assert {"figures/learning_curves.png", "figures/confusion_matrix.png", "figures/worst_errors.png",
-            "evaluation/confusion_matrix.csv", "evaluation/test_predictions.csv",
-            "architecture/summary.txt"} <= logged
+    assert {
+        "figures/learning_curves.png",
+        "figures/confusion_matrix.png",
+        "figures/worst_errors.png",
+        "evaluation/confusion_matrix.csv",
+        "evaluation/test_predictions.csv",
+        "architecture/summary.txt",
+    } <= logged
     if shutil.which("dot"):
         assert "architecture/layers.png" in logged
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
@@ -90,7 +116,7 @@ def test_train_registers_a_tagged_model_version(trained):
 def test_promote_then_load_production_by_stage_and_by_alias(trained, mnist):
     _, promoted = trained
     assert promoted.data.tags["decision"] == "promoted"
-    images = training.scaled(mnist.test_images[:20])
+    images = scaled(mnist.test_images[:20])
     by_stage = mlflow.pyfunc.load_model("models:/mnist/Production").unwrap_python_model().probabilities(images)
     by_alias = mlflow.pyfunc.load_model("models:/mnist@production").unwrap_python_model().probabilities(images)
     assert by_stage.shape == (20, 10)
@@ -111,8 +137,9 @@ def test_evaluate_the_production_model(trained, mnist):
 def test_main_job_runs_every_step_nested(tracking, mnist, fashion):
     """Version 6 needs Fashion-MNIST, so the main job prepares it too."""
     parent = mlflow_run("main", versions="1,6", epochs=1, subset=1500, validation=300)
-    children = mlflow.search_runs(filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-                                  output_format="list")
+    children = mlflow.search_runs(
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", output_format="list"
+    )
     steps = sorted(child.data.tags["mlflow.project.entryPoint"] for child in children)
     assert steps == ["prep", "prep", "promote", "train", "train"]
     assert all(child.info.status == "FINISHED" for child in children)
@@ -129,8 +156,9 @@ def free_port():
 
 
 def post(url, payload):
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -144,10 +172,23 @@ ANSWER_KEYS = {"digit", "confidence", "probabilities", "rejected", "reason"}
 def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "mlflow"), "models", "serve", "-m", "models:/mnist/Production", "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/mnist/Production",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -164,7 +205,7 @@ def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
             time.sleep(1)
 
         model = mlflow.pyfunc.load_model("models:/mnist/Production")
-        images = training.scaled(mnist.test_images[:8])
+        images = scaled(mnist.test_images[:8])
         expected = model.unwrap_python_model().probabilities(images)
         for shape in (images.shape, images.shape + (1,)):
             status, body = post(f"{base}/invocations", {"inputs": images.reshape(shape).tolist()})
@@ -173,28 +214,32 @@ def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
             assert [set(answer) for answer in answers] == [ANSWER_KEYS] * 8
             np.testing.assert_allclose([answer["probabilities"] for answer in answers], expected, rtol=1e-4, atol=1e-6)
             assert [answer["digit"] for answer in answers] == [
-                None if row.max() < 0.5 else int(row.argmax()) for row in expected]
+                None if row.max() < 0.5 else int(row.argmax()) for row in expected
+            ]
 
         # Image files as base64: digits on paper, a blank page, and a whole number (mode column and param).
-        digit_files = [encoded(on_paper(image), "PNG" if index % 2 else "JPEG", "RGB")
-                       for index, image in enumerate(images[:4])]
+        digit_files = [
+            encoded(on_paper(image), "PNG" if index % 2 else "JPEG", "RGB") for index, image in enumerate(images[:4])
+        ]
         blank = encoded(np.ones((60, 60)), "PNG")
         number, _ = written_number(mnist, list(range(30, 34)), [6] * 4)
         number_file = encoded(number, "PNG")
         rows = [[base64.b64encode(data).decode(), "digit"] for data in digit_files + [blank]]
         rows.append([base64.b64encode(number_file).decode(), "number"])
-        status, body = post(f"{base}/invocations",
-                            {"dataframe_split": {"columns": ["image", "mode"], "data": rows}})
+        status, body = post(f"{base}/invocations", {"dataframe_split": {"columns": ["image", "mode"], "data": rows}})
         assert status == 200, body
         answers = body["predictions"]
         in_process = model.predict(pd.DataFrame(rows, columns=["image", "mode"]))
         assert [answer["digit"] for answer in answers] == [answer["digit"] for answer in in_process]
         assert answers[4]["rejected"] and answers[4]["digit"] is None and "no ink" in answers[4]["reason"]
         assert set(answers[5]) == ANSWER_KEYS | {"number", "digits"} and len(answers[5]["digits"]) == 4
-        status, body = post(f"{base}/invocations", {
-            "dataframe_split": {"columns": ["image"], "data": [[rows[5][0]]]},
-            "params": {"mode": "number", "threshold": 0.0},
-        })
+        status, body = post(
+            f"{base}/invocations",
+            {
+                "dataframe_split": {"columns": ["image"], "data": [[rows[5][0]]]},
+                "params": {"mode": "number", "threshold": 0.0},
+            },
+        )
         (read,) = body["predictions"]
         assert status == 200 and len(read["number"]) == 4
         assert read["number"] == "".join(str(digit["digit"]) for digit in read["digits"])
@@ -204,10 +249,11 @@ def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
             ({"inputs": [[1, 2, 3]]}, "N x 28 x 28"),
             ({"inputs": (images[:1] * 255).tolist()}, "[0, 1]"),
             ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]], ["not base64!"]]}}, "row 1"),
-            ({"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(b"text").decode()]]}},
-             "not an image"),
-            ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]]]}, "params": {"mode": "words"}},
-             "mode"),
+            (
+                {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(b"text").decode()]]}},
+                "not an image",
+            ),
+            ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]]]}, "params": {"mode": "words"}}, "mode"),
         ]:
             status, body = post(f"{base}/invocations", payload)
             assert 400 <= status < 500 and message in body.get("message", ""), (payload, status, body)

@@ -12,8 +12,14 @@ are not among them.
 The same seed gives the same output, and a zero strength is the identity.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 CENTRE = 13.5  # of a 28x28 image, in pixel coordinates
 ELASTIC_SIGMA = 4.0  # pixels: the smoothness of the elastic displacement field
@@ -31,15 +37,15 @@ class Augmentation:
     thickness: float = 0.0  # 1 = all the way to a 3x3 dilation (+) or erosion (-)
     elastic: float = 0.0  # the displacement field's scale (Simard's alpha; 34 is theirs for MNIST)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return any(asdict(self).values())
 
-    def __str__(self):
+    def __str__(self) -> str:
         """What `train` logs as the `augmentation` param: "none" or "rotation=10,scale=0.1,..."."""
         return ",".join(f"{name}={value:g}" for name, value in asdict(self).items() if value) or "none"
 
 
-def augment(images, seed, augmentation):
+def augment(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
     """Vary a batch of float32 images (N, 28, 28) in [0, 1]; `seed` is two integers."""
     import tensorflow as tf  # here, so that the settings above load without TensorFlow
 
@@ -55,7 +61,7 @@ def augment(images, seed, augmentation):
     return images
 
 
-def random_affine(images, seed, augmentation):
+def random_affine(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
     import tensorflow as tf
 
     count = tf.shape(images)[0]
@@ -67,7 +73,8 @@ def random_affine(images, seed, augmentation):
     shift_y = draws[:, 4] * augmentation.translation
     # Drawn apart, so that adding it leaves the other draws (and earlier runs) as they were.
     width = 1.0 + augmentation.stretch * tf.random.stateless_uniform(
-        [count], tf.random.experimental.stateless_fold_in(seed, 5), minval=-1.0, maxval=1.0)
+        [count], tf.random.experimental.stateless_fold_in(seed, 5), minval=-1.0, maxval=1.0
+    )
     # Forward map: out = centre + scale * rotation @ shear @ diag(width, 1) @ (in - centre) + shift,
     # with rotation @ shear = [[cos, cos*shear - sin], [sin, sin*shear + cos]] (determinant 1).
     cos, sin = tf.cos(angle), tf.sin(angle)
@@ -94,7 +101,7 @@ def random_affine(images, seed, augmentation):
     return transformed[..., 0]
 
 
-def random_thickness(images, seed, strength):
+def random_thickness(images: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
     import tensorflow as tf
 
     amount = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1], seed, minval=-strength, maxval=strength)
@@ -104,14 +111,14 @@ def random_thickness(images, seed, strength):
     return images + tf.nn.relu(amount) * (dilated - images) + tf.nn.relu(-amount) * (eroded - images)
 
 
-def random_elastic(images, seed, alpha):
+def random_elastic(images: tf.Tensor, seed: tf.Tensor, alpha: float) -> tf.Tensor:
     """Move each pixel by a smooth random field (uniform noise, Gaussian-blurred, times `alpha`), bilinearly."""
     import tensorflow as tf
 
     count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
     field = tf.random.stateless_uniform([count, height, width, 2], seed, minval=-1.0, maxval=1.0)
     radius = int(2 * ELASTIC_SIGMA)
-    taps = tf.exp(-tf.square(tf.range(-radius, radius + 1, dtype=tf.float32)) / (2 * ELASTIC_SIGMA ** 2))
+    taps = tf.exp(-tf.square(tf.range(-radius, radius + 1, dtype=tf.float32)) / (2 * ELASTIC_SIGMA**2))
     taps /= tf.reduce_sum(taps)
     across = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, 2, 1])  # separable: along x, then along y
     down = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), [1, 1, 2, 1])
@@ -121,7 +128,7 @@ def random_elastic(images, seed, alpha):
     return bilinear(images, rows + field[..., 0], columns + field[..., 1])
 
 
-def bilinear(images, rows, columns):
+def bilinear(images: tf.Tensor, rows: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
     """images (N, H, W) sampled at real-valued (rows, columns) (N, H, W); black outside the image."""
     import tensorflow as tf
 
@@ -132,9 +139,12 @@ def bilinear(images, rows, columns):
     for row_step, column_step in ((0, 0), (0, 1), (1, 0), (1, 1)):
         row, column = top + row_step, left + column_step
         weight = (1 - tf.abs(rows - row)) * (1 - tf.abs(columns - column))
-        inside = (row >= 0) & (row < tf.cast(height, tf.float32)) & (column >= 0) & (column < tf.cast(width, tf.float32))
-        index = tf.cast(tf.clip_by_value(row, 0, tf.cast(height - 1, tf.float32)), tf.int32) * width + \
-            tf.cast(tf.clip_by_value(column, 0, tf.cast(width - 1, tf.float32)), tf.int32)
+        inside = (
+            (row >= 0) & (row < tf.cast(height, tf.float32)) & (column >= 0) & (column < tf.cast(width, tf.float32))
+        )
+        index = tf.cast(tf.clip_by_value(row, 0, tf.cast(height - 1, tf.float32)), tf.int32) * width + tf.cast(
+            tf.clip_by_value(column, 0, tf.cast(width - 1, tf.float32)), tf.int32
+        )
         values = tf.reshape(tf.gather(flat, tf.reshape(index, [tf.shape(flat)[0], -1]), batch_dims=1), tf.shape(rows))
         result += tf.where(inside, weight * values, 0.0)
     return result

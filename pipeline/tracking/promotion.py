@@ -12,10 +12,12 @@ alias `production` (`models:/mnist@production`). The version it replaces is
 archived. A better Production model is never replaced by a worse one.
 """
 
+from __future__ import annotations
+
 import warnings
 from dataclasses import dataclass
-from typing import Optional
 
+import mlflow
 from mlflow.exceptions import MlflowException
 
 STAGE = "Production"
@@ -30,20 +32,20 @@ class PromotionError(RuntimeError):
 class Candidate:
     version: int
     run_id: str
-    val_accuracy: Optional[float]
-    validation_set: Optional[str]
+    val_accuracy: float | None
+    validation_set: str | None
     in_production: bool
 
 
 @dataclass(frozen=True)
 class Decision:
-    promote: Optional[Candidate]  # None: Production stays as it is
-    current: Optional[Candidate]
+    promote: Candidate | None  # None: Production stays as it is
+    current: Candidate | None
     reason: str
     compared: tuple  # the candidates that competed
 
 
-def candidates(client, name):
+def candidates(client: mlflow.MlflowClient, name: str) -> list[Candidate]:
     """Every registered version of `name`, with its training run's validation accuracy."""
     found = []
     registered = client.search_model_versions(f"name = '{name}'")
@@ -53,17 +55,19 @@ def candidates(client, name):
         if model_version.run_id:
             run = client.get_run(model_version.run_id)
             metrics, tags = run.data.metrics, run.data.tags
-        found.append(Candidate(
-            version=int(model_version.version),
-            run_id=model_version.run_id,
-            val_accuracy=metrics.get("val_accuracy"),
-            validation_set=tags.get("validation_set"),
-            in_production=int(model_version.version) == current,
-        ))
+        found.append(
+            Candidate(
+                version=int(model_version.version),
+                run_id=model_version.run_id,
+                val_accuracy=metrics.get("val_accuracy"),
+                validation_set=tags.get("validation_set"),
+                in_production=int(model_version.version) == current,
+            )
+        )
     return sorted(found, key=lambda candidate: candidate.version)
 
 
-def production_version(client, name, registered):
+def production_version(client: mlflow.MlflowClient, name: str, registered: list) -> int | None:
     """The version serving now: the alias if set, else the newest of `registered` in the stage."""
     try:
         return int(client.get_model_version_by_alias(name, ALIAS).version)
@@ -73,7 +77,7 @@ def production_version(client, name, registered):
     return max(staged) if staged else None
 
 
-def decide(found, requested=None):
+def decide(found: list[Candidate], requested: int | None = None) -> Decision:
     """Pick the version to promote, or explain why Production stays as it is.
 
     `requested` asks for one version number instead of the best; it is still refused
@@ -100,30 +104,64 @@ def decide(found, requested=None):
         if chosen is None:
             raise PromotionError(f"version {requested} is not registered")
         if chosen.val_accuracy is None:
-            return Decision(None, current, f"version {requested} has no validation accuracy (trained on every "
-                                           f"training image, or registered by hand); refused", compared)
+            return Decision(
+                None,
+                current,
+                f"version {requested} has no validation accuracy (trained on every "
+                f"training image, or registered by hand); refused",
+                compared,
+            )
         if chosen not in compared:
-            return Decision(None, current, f"version {requested} was not validated on the same images "
-                                           f"as the Production version {reference.version}; refused", compared)
+            return Decision(
+                None,
+                current,
+                f"version {requested} was not validated on the same images "
+                f"as the Production version {reference.version}; refused",
+                compared,
+            )
 
     if current is None:
-        return Decision(chosen, None, f"first promotion: version {chosen.version} "
-                                      f"(val_accuracy {chosen.val_accuracy:.4f})", compared)
+        return Decision(
+            chosen,
+            None,
+            f"first promotion: version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f})",
+            compared,
+        )
     if chosen.version == current.version:
-        return Decision(None, current, f"version {current.version} is already in Production and is the best "
-                                       f"(val_accuracy {current.val_accuracy:.4f})", compared)
+        return Decision(
+            None,
+            current,
+            f"version {current.version} is already in Production and is the best "
+            f"(val_accuracy {current.val_accuracy:.4f})",
+            compared,
+        )
     if current_measured is None:
-        return Decision(chosen, current, f"version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f}) replaces "
-                                         f"version {current.version}, which has no validation accuracy", compared)
+        return Decision(
+            chosen,
+            current,
+            f"version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f}) replaces "
+            f"version {current.version}, which has no validation accuracy",
+            compared,
+        )
     if chosen.val_accuracy <= current.val_accuracy:
-        return Decision(None, current, f"refused: version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f}) "
-                                       f"is not better than Production version {current.version} "
-                                       f"({current.val_accuracy:.4f})", compared)
-    return Decision(chosen, current, f"version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f}) replaces "
-                                     f"version {current.version} ({current.val_accuracy:.4f})", compared)
+        return Decision(
+            None,
+            current,
+            f"refused: version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f}) "
+            f"is not better than Production version {current.version} "
+            f"({current.val_accuracy:.4f})",
+            compared,
+        )
+    return Decision(
+        chosen,
+        current,
+        f"version {chosen.version} (val_accuracy {chosen.val_accuracy:.4f}) replaces "
+        f"version {current.version} ({current.val_accuracy:.4f})",
+        compared,
+    )
 
 
-def apply(client, name, decision):
+def apply(client: mlflow.MlflowClient, name: str, decision: Decision) -> None:
     """Move the chosen version to the stage and the alias; archive the one it replaces."""
     if decision.promote is None:
         return

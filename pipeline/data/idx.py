@@ -6,6 +6,8 @@ gzip-compressed; the reader detects that from gzip's own magic bytes.
 Every malformed file raises `IdxError` with one line naming the file.
 """
 
+from __future__ import annotations
+
 import gzip
 import zlib
 from pathlib import Path
@@ -30,13 +32,13 @@ class IdxError(ValueError):
     """A file that is not a well-formed IDX file."""
 
 
-def read_idx(path):
+def read_idx(path: str | Path) -> np.ndarray:
     """Return the array stored in the IDX file at `path` (plain or gzipped)."""
     path = Path(path)
     return parse_idx(_read_bytes(path), path)
 
 
-def parse_idx(data, path):
+def parse_idx(data: bytes, path: object) -> np.ndarray:
     """Return the array that the uncompressed IDX bytes `data` hold; `path` names them in errors."""
     if len(data) < 4:
         raise IdxError(f"{path}: truncated: {len(data)} bytes, too short for an IDX header")
@@ -62,7 +64,7 @@ def parse_idx(data, path):
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def expect(array, path, dtype, shape):
+def expect(array: np.ndarray, path: object, dtype: object, shape: tuple) -> np.ndarray:
     """Check that `array` read from `path` has the dtype and trailing shape a dataset needs."""
     if array.dtype != np.dtype(dtype) or array.shape[1:] != tuple(shape):
         raise IdxError(
@@ -72,7 +74,7 @@ def expect(array, path, dtype, shape):
     return array
 
 
-def idx_bytes(array):
+def idx_bytes(array: np.ndarray) -> bytes:
     """Return `array` encoded as an uncompressed IDX file."""
     array = np.asarray(array)
     code = CODES.get(array.dtype.newbyteorder("="))
@@ -82,7 +84,7 @@ def idx_bytes(array):
     return header + array.astype(DTYPES[code]).tobytes()
 
 
-def _read_bytes(path):
+def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -90,7 +92,7 @@ def _read_bytes(path):
     return gunzipped(raw, path)
 
 
-def gunzipped(raw, path):
+def gunzipped(raw: bytes, path: object) -> bytes:
     """Return `raw` decompressed if it is gzip data, else unchanged; `path` names it in errors."""
     if not raw.startswith(GZIP_MAGIC):
         return raw

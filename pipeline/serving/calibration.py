@@ -12,13 +12,15 @@ The networks end in a softmax, so their logits are the log-probabilities (up to
 a constant per image, which softmax ignores).
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 TEMPERATURE_RANGE = (0.05, 20.0)
 BINS = 15
 
 
-def scaled(probabilities, temperature):
+def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """Softmax(log(p) / T) per row: the probabilities at temperature T."""
     logits = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
@@ -26,12 +28,12 @@ def scaled(probabilities, temperature):
     return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def negative_log_likelihood(probabilities, labels):
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
     picked = np.asarray(probabilities, np.float64)[np.arange(len(labels)), labels]
     return float(-np.log(np.clip(picked, 1e-12, 1)).mean())
 
 
-def fit_temperature(probabilities, labels):
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimizes the negative log-likelihood of `labels`."""
     from scipy.optimize import minimize_scalar
 
@@ -39,12 +41,14 @@ def fit_temperature(probabilities, labels):
     low, high = np.log(TEMPERATURE_RANGE)
     best = minimize_scalar(
         lambda log_t: negative_log_likelihood(scaled(probabilities, np.exp(log_t)), labels),
-        bounds=(low, high), method="bounded", options={"xatol": 1e-4},
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": 1e-4},
     )
     return float(np.exp(best.x))
 
 
-def expected_calibration_error(probabilities, labels, bins=BINS):
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
     """The mean gap between confidence and accuracy over equal-width confidence bins, weighted by their size."""
     probabilities = np.asarray(probabilities)
     confidence = probabilities.max(axis=1)

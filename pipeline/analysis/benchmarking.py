@@ -7,9 +7,10 @@ only records when the target was first met. Every run trains its full epochs, so
 the final accuracy is recorded too.
 """
 
+from __future__ import annotations
+
 import json
 import math
-import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -18,7 +19,10 @@ import keras
 import mlflow
 import numpy as np
 
-from pipeline import training, versions
+from pipeline.training import versions
+from pipeline.training.loop import fit, predict
+from pipeline.training.settings import Settings
+from pipeline.training.splits import Splits
 
 
 @dataclass(frozen=True)
@@ -35,22 +39,22 @@ class SeedResult:
     parameters: int
 
     @property
-    def reached(self):
+    def reached(self) -> bool:
         return self.epochs_to_target > 0
 
     @property
-    def final_accuracy(self):
+    def final_accuracy(self) -> float:
         return self.test_accuracies[-1]
 
     @property
-    def seconds_per_epoch(self):
+    def seconds_per_epoch(self) -> float:
         return self.train_seconds / len(self.test_accuracies)
 
     @property
-    def images_per_second(self):
+    def images_per_second(self) -> float:
         return self.train_images * len(self.test_accuracies) / self.train_seconds
 
-    def record(self):
+    def record(self) -> dict:
         """A JSON-ready dict (an unreached target's time is null)."""
         return {
             **asdict(self),
@@ -66,18 +70,18 @@ class SeedResult:
 class TimeToTarget(keras.callbacks.Callback):
     """Measures test accuracy at each epoch's end with the training clock stopped."""
 
-    def __init__(self, images, labels, target):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, target: float) -> None:
         super().__init__()
         self.images, self.labels, self.target = images, labels, target
         self.accuracies, self.clock = [], 0.0
         self.seconds_to_target, self.epochs_to_target = math.inf, 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.clock += time.perf_counter() - self._started
-        predicted = training.predict(self.model, self.images).argmax(axis=1)
+        predicted = predict(self.model, self.images).argmax(axis=1)
         accuracy = float((predicted == self.labels).mean())
         self.accuracies.append(accuracy)
         if accuracy >= self.target and not self.epochs_to_target:
@@ -87,10 +91,17 @@ class TimeToTarget(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
 
-def time_to_target(settings, splits, target, label=None, architecture=None, verbose=0):
+def time_to_target(
+    settings: Settings,
+    splits: Splits,
+    target: float,
+    label: str | None = None,
+    architecture: dict | None = None,
+    verbose: int = 0,
+) -> SeedResult:
     """Train `settings` (with the builder's `architecture` overrides) once on `splits`; return its SeedResult."""
     clock = TimeToTarget(splits.test_images, splits.test_labels, target)
-    model, history = training.fit(settings, splits, architecture=architecture, callbacks=[clock], verbose=verbose)
+    model, history = fit(settings, splits, architecture=architecture, callbacks=[clock], verbose=verbose)
     version = versions.get(settings.version)
     return SeedResult(
         label=label or f"version {version.number} ({version.name})",
@@ -106,7 +117,7 @@ def time_to_target(settings, splits, target, label=None, architecture=None, verb
     )
 
 
-def summary(results):
+def summary(results: list[SeedResult]) -> dict:
     """Median, min and max time to target over seeds; a seed that never reached it counts as infinitely slow."""
     times = [result.seconds_to_target for result in results]
     reached = [time for time in times if math.isfinite(time)]
@@ -128,22 +139,7 @@ def summary(results):
     }
 
 
-def machine():
-    """The processor and thread count the numbers were measured with."""
-    import tensorflow as tf
-
-    from pipeline.tracking import cpu_name
-
-    return {
-        "processor": cpu_name(),
-        "cores": os.cpu_count(),
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
-def markdown(summaries, host):
+def markdown(summaries: list[dict], host: dict) -> str:
     """The side-by-side table, as BENCHMARKS.md shows it."""
     target = summaries[0]["target"]
     lines = [
@@ -159,20 +155,25 @@ def markdown(summaries, host):
         lines.append(
             f"| {row['label']} | {row['parameters']:,} | {row['epochs']} "
             f"| {'never' if median is None else f'{median:.1f} s'} | {row['seeds_reached']} of {row['seeds']} "
-            f"| {row['mean_val_accuracy']:.2%} | {row['mean_final_accuracy']:.2%} | {row['mean_seconds_per_epoch']:.1f} "
+            f"| {row['mean_val_accuracy']:.2%} | {row['mean_final_accuracy']:.2%} "
+            f"| {row['mean_seconds_per_epoch']:.1f} "
             f"| {row['mean_images_per_second']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def log(results, summaries, host):
+def log(results: list[SeedResult], summaries: list[dict], host: dict) -> dict:
     """Write the results into the active run: summary metrics, a JSON artifact, the table."""
     if len(summaries) == 1:
         row = summaries[0]
-        mlflow.log_metrics({
-            key: value for key, value in row.items()
-            if key.endswith(("_to_target", "_reached", "_accuracy", "_per_epoch", "_per_second")) and value is not None
-        })
+        mlflow.log_metrics(
+            {
+                key: value
+                for key, value in row.items()
+                if key.endswith(("_to_target", "_reached", "_accuracy", "_per_epoch", "_per_second"))
+                and value is not None
+            }
+        )
     document = {"machine": host, "summaries": summaries, "runs": [result.record() for result in results]}
     mlflow.log_text(json.dumps(document, indent=2), "bench/results.json")
     mlflow.log_text(markdown(summaries, host), "bench/results.md")

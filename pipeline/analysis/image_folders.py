@@ -11,10 +11,13 @@ in the same layout works the same way. The images go through the model exactly
 as `/invocations` receives them (base64 files), in the mode each set needs.
 """
 
+from __future__ import annotations
+
 import base64
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -33,15 +36,17 @@ class Item:
     expected: str  # the digit, the number, or the kind of non-digit
 
 
-def items(folder):
+def items(folder: str | Path) -> list[Item]:
     """Every file of the folder's sets, with what it holds; FolderError if there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FolderError(f"{folder} is not a folder")
     found = [
         Item(path, name, path.parent.name)
-        for name in SETS if (folder / name).is_dir()
-        for path in sorted((folder / name).glob("*/*")) if path.is_file()
+        for name in SETS
+        if (folder / name).is_dir()
+        for path in sorted((folder / name).glob("*/*"))
+        if path.is_file()
     ]
     if not found:
         raise FolderError(f"{folder} has no image files in {', '.join(f'{name}/<label>/' for name in SETS)}")
@@ -51,28 +56,36 @@ def items(folder):
     return found
 
 
-def answers(model, found, threshold):
+def answers(model: mlflow.pyfunc.PyFuncModel, found: list[Item], threshold: float) -> pd.DataFrame:
     """One row per file: what the model answered and whether that is right."""
     rows = []
     for start in range(0, len(found), BATCH):
-        batch = found[start:start + BATCH]
-        frame = pd.DataFrame({
-            "image": [base64.b64encode(item.path.read_bytes()).decode() for item in batch],
-            "mode": ["number" if item.set == "numbers" else "digit" for item in batch],
-        })
+        batch = found[start : start + BATCH]
+        frame = pd.DataFrame(
+            {
+                "image": [base64.b64encode(item.path.read_bytes()).decode() for item in batch],
+                "mode": ["number" if item.set == "numbers" else "digit" for item in batch],
+            }
+        )
         for item, answer in zip(batch, model.predict(frame, params={"threshold": threshold})):
             said = answer["number"] if item.set == "numbers" else answer["digit"]
             best = answer["probabilities"] and int(np.argmax(answer["probabilities"]))
-            rows.append({
-                "file": str(item.path), "set": item.set, "expected": item.expected,
-                "answer": None if said is None else str(said),
-                "best_guess": None if best is None else str(best),
-                "confidence": answer["confidence"], "rejected": answer["rejected"], "reason": answer["reason"],
-            })
+            rows.append(
+                {
+                    "file": str(item.path),
+                    "set": item.set,
+                    "expected": item.expected,
+                    "answer": None if said is None else str(said),
+                    "best_guess": None if best is None else str(best),
+                    "confidence": answer["confidence"],
+                    "rejected": answer["rejected"],
+                    "reason": answer["reason"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def summary(table):
+def summary(table: pd.DataFrame) -> dict:
     """The figures per set: read (accepted and right), accepted, rejected; per kind of non-digit too."""
     figures = {}
     for name, rows in table.groupby("set"):

@@ -1,6 +1,6 @@
 """Images that are not digits, in the MNIST format: what a "not a digit" class learns from.
 
-Three kinds, each turned into 28x28 by the same `pipeline.images.to_mnist` that
+Three kinds, each turned into 28x28 by the same `pipeline.serving.images.to_mnist` that
 people's images go through, so the network sees them as it would see them
 served:
 
@@ -15,9 +15,12 @@ shapes, which look like a 1. Everything comes from a seed, so a
 run is repeatable.
 """
 
-import numpy as np
+from __future__ import annotations
 
-from pipeline import images
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.serving import images
 
 # Letters and symbols that cannot be mistaken for a digit in any hand (no O, I, l, S, Z, B, g, q, Y, ...).
 GLYPHS = "ACEFHKMNPRTUWXacefhkmnprtuwx#%@*=+"
@@ -26,7 +29,7 @@ CANVAS = 96
 KINDS = ("clothing", "glyph", "scribble", "blob")
 
 
-def sample(count, seed, clothing):
+def sample(count: int, seed: int, clothing: np.ndarray) -> np.ndarray:
     """`count` MNIST-format non-digits, (count, 28, 28) float32: a quarter of each kind.
 
     `clothing` is a pool of uint8 Fashion-MNIST images to draw from.
@@ -48,41 +51,40 @@ def sample(count, seed, clothing):
     return np.stack(made)
 
 
-def canvas():
-    from PIL import Image
-
+def canvas() -> Image.Image:
     return Image.new("L", (CANVAS, CANVAS), 0)
 
 
-def as_array(picture):
+def as_array(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture, dtype=np.float32) / 255.0
 
 
-def glyph(rng):
-    from PIL import ImageDraw, ImageFont
-
+def glyph(rng: np.random.Generator) -> np.ndarray:
     picture = canvas()
     font = ImageFont.load_default(size=int(rng.integers(40, 72)))
     character = GLYPHS[rng.integers(len(GLYPHS))]
-    ImageDraw.Draw(picture).text((CANVAS / 2, CANVAS / 2), character, fill=255, font=font, anchor="mm",
-                                 stroke_width=int(rng.integers(0, 4)), stroke_fill=255)
+    ImageDraw.Draw(picture).text(
+        (CANVAS / 2, CANVAS / 2),
+        character,
+        fill=255,
+        font=font,
+        anchor="mm",
+        stroke_width=int(rng.integers(0, 4)),
+        stroke_fill=255,
+    )
     return as_array(picture.rotate(float(rng.uniform(-20, 20)), resample=3))
 
 
-def scribble(rng):
+def scribble(rng: np.random.Generator) -> np.ndarray:
     """A tangle: one stroke through 7 to 12 random points, crossing itself."""
-    from PIL import ImageDraw
-
     picture = canvas()
     points = [tuple(point) for point in rng.uniform(12, CANVAS - 12, size=(int(rng.integers(7, 13)), 2))]
     ImageDraw.Draw(picture).line(points, fill=255, width=int(rng.integers(3, 10)), joint="curve")
     return as_array(picture)
 
 
-def blob(rng):
+def blob(rng: np.random.Generator) -> np.ndarray:
     """A filled shape: an ellipse or a random polygon, sometimes two."""
-    from PIL import ImageDraw
-
     picture = canvas()
     draw = ImageDraw.Draw(picture)
     for _ in range(int(rng.integers(1, 3))):

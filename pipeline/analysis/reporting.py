@@ -7,6 +7,8 @@ the validation curves of every run on shared axes, every run's confusion matrix
 and the test digits that most models get wrong.
 """
 
+from __future__ import annotations
+
 import base64
 import html
 import io
@@ -17,8 +19,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline import figures, versions
-from pipeline.figures import plt
+from pipeline.analysis import figures
+from pipeline.analysis.figures import plt
+from pipeline.training import versions
 
 TABLE_COLUMNS = {
     "run": "run",
@@ -47,7 +50,7 @@ class Report:
     figures: dict  # file name -> PNG bytes
 
 
-def model_runs(experiment):
+def model_runs(experiment: str) -> pd.DataFrame:
     """The experiment's finished runs that measured a model on the test set, oldest first."""
     found = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'")
     if found.empty or "metrics.test_accuracy" not in found or "tags.version" not in found:
@@ -58,26 +61,31 @@ def model_runs(experiment):
     return found.sort_values("start_time").reset_index(drop=True)
 
 
-def table(runs):
+def table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: what it trained, its cost and its accuracy, the seed's figures beside its versions."""
-    def column(name, kind="metrics"):
+
+    def column(name: str, kind: str = "metrics") -> pd.Series:
         key = f"{kind}.{name}"
         return runs[key] if key in runs else pd.Series([None] * len(runs), index=runs.index)
 
-    rows = pd.DataFrame({
-        "run": column("mlflow.runName", "tags"),
-        "version": column("version", "tags"),
-        # `mlflow run` logs -P tta=true as typed; the module logs True.
-        "name": column("version_name", "tags").where(column("tta", "params").astype(str).str.lower() != "true",
-                                                    column("version_name", "tags") + ", test-time shifts"),
-        "seed": column("seed", "params"),
-        "parameters": pd.to_numeric(column("parameters", "params"), errors="coerce"),
-        "epochs": pd.to_numeric(column("epochs", "params"), errors="coerce"),
-        "train_seconds": column("train_seconds"),
-        "val_accuracy": column("val_accuracy"),
-        "test_accuracy": column("test_accuracy"),
-        "test_errors": column("test_errors"),
-    })
+    rows = pd.DataFrame(
+        {
+            "run": column("mlflow.runName", "tags"),
+            "version": column("version", "tags"),
+            # `mlflow run` logs -P tta=true as typed; the module logs True.
+            "name": column("version_name", "tags").where(
+                column("tta", "params").astype(str).str.lower() != "true",
+                column("version_name", "tags") + ", test-time shifts",
+            ),
+            "seed": column("seed", "params"),
+            "parameters": pd.to_numeric(column("parameters", "params"), errors="coerce"),
+            "epochs": pd.to_numeric(column("epochs", "params"), errors="coerce"),
+            "train_seconds": column("train_seconds"),
+            "val_accuracy": column("val_accuracy"),
+            "test_accuracy": column("test_accuracy"),
+            "test_errors": column("test_errors"),
+        }
+    )
     published = {str(number): version.published for number, version in versions.VERSIONS.items() if version.published}
     rows["seed_test_accuracy"] = [published[v].test_accuracy if v in published else None for v in rows["version"]]
     rows["seed_train_seconds"] = [published[v].train_seconds if v in published else None for v in rows["version"]]
@@ -85,7 +93,7 @@ def table(runs):
     return rows
 
 
-def validation_curves(client, runs):
+def validation_curves(client: mlflow.MlflowClient, runs: pd.DataFrame) -> plt.Figure:
     """Validation error per epoch of every run, on shared (logarithmic) axes."""
     figure, axes = plt.subplots(figsize=(8, 5))
     for _, run in runs.iterrows():
@@ -108,12 +116,12 @@ def validation_curves(client, runs):
     return figure
 
 
-def confusion_matrices(matrices, titles):
+def confusion_matrices(matrices: list[np.ndarray], titles: list[str]) -> plt.Figure:
     """Every run's test confusion matrix, errors only (the diagonal blanked), side by side."""
     columns = min(4, len(matrices))
     rows = math.ceil(len(matrices) / columns)
     figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
-    for axes in grid.flat[len(matrices):]:
+    for axes in grid.flat[len(matrices) :]:
         axes.axis("off")
     for axes, matrix, title in zip(grid.flat, matrices, titles):
         errors = matrix.astype(float).copy()
@@ -122,8 +130,15 @@ def confusion_matrices(matrices, titles):
         darkest = np.nanmax(errors) if np.isfinite(errors).any() else 0
         for (row, column), count in np.ndenumerate(matrix):
             if row != column and count:
-                axes.text(column, row, str(count), ha="center", va="center", fontsize=6,
-                          color="white" if count > darkest / 2 else "black")
+                axes.text(
+                    column,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if count > darkest / 2 else "black",
+                )
         axes.set_xticks(range(matrix.shape[1]))
         axes.set_yticks(range(matrix.shape[0]))
         axes.tick_params(labelsize=6)
@@ -134,7 +149,7 @@ def confusion_matrices(matrices, titles):
     return figure
 
 
-def hardest_digits(predictions, test_images):
+def hardest_digits(predictions: list[pd.DataFrame], test_images: np.ndarray) -> plt.Figure:
     """The test digits that the most runs misclassify, with how many did and what they said."""
     wrong = np.array([table["predicted"].to_numpy() != table["label"].to_numpy() for table in predictions])
     counts = wrong.sum(axis=0)
@@ -145,12 +160,14 @@ def hardest_digits(predictions, test_images):
         said = pd.Series([table["predicted"].iat[row] for table in predictions]).value_counts().index[0]
         captions.append(f"#{indices[row]} {labels[row]}→{said}\n{counts[row]} of {len(predictions)} wrong")
     return figures.digit_grid(
-        test_images[indices[hardest]], captions, columns=8,
+        test_images[indices[hardest]],
+        captions,
+        columns=8,
         title="test digits most models get wrong: #index, true label→most common answer",
     )
 
 
-def build(experiment, test_images):
+def build(experiment: str, test_images: np.ndarray) -> Report:
     """Read the experiment's runs and draw the report's figures."""
     client = mlflow.MlflowClient()
     runs = model_runs(experiment)
@@ -169,19 +186,19 @@ def build(experiment, test_images):
     return Report(table(runs), {name: png(figure) for name, figure in drawn.items()})
 
 
-def read_csv(run_id, artifact_path, **options):
+def read_csv(run_id: str, artifact_path: str, **options: object) -> pd.DataFrame:
     local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path)
     return pd.read_csv(local, **options)
 
 
-def png(figure):
+def png(figure: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
     return buffer.getvalue()
 
 
-def formatted(rows):
+def formatted(rows: pd.DataFrame) -> pd.DataFrame:
     """The table as people read it: percentages, whole seconds, blanks for what does not apply."""
     shown = rows.copy()
     for name in ("val_accuracy", "test_accuracy", "seed_test_accuracy"):
@@ -191,21 +208,21 @@ def formatted(rows):
     return shown.rename(columns=TABLE_COLUMNS).fillna("")
 
 
-def markdown(report, experiment):
+def markdown(report: Report, experiment: str) -> str:
     shown = formatted(report.table)
     lines = [f"# Models in experiment `{experiment}`", "", dataframe_markdown(shown), ""]
     lines += [f"![{name}](figures/{name})\n" for name in report.figures]
     return "\n".join(lines)
 
 
-def dataframe_markdown(frame):
+def dataframe_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(str(value) for value in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
 
 
-def html_document(report, experiment):
+def html_document(report: Report, experiment: str) -> str:
     """One HTML file with the figures embedded, readable offline and attachable anywhere."""
     images = "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'

@@ -8,6 +8,8 @@ The cache lives in `$MNIST_WORKFLOW_CACHE`, or else `$XDG_CACHE_HOME/mnist-workf
 or else `~/.cache/mnist-workflow`, one folder per dataset.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.idx import expect, parse_idx
+from pipeline.data.idx import expect, parse_idx
 
 CACHE_VARIABLE = "MNIST_WORKFLOW_CACHE"
 
@@ -32,7 +34,7 @@ class Dataset:
     classes: tuple
     sha256: dict  # file name -> SHA-256 of its uncompressed bytes
     mirrors: tuple  # base URLs that serve FILES as "<base><file>.gz"
-    offline: str  # which offline source `pipeline.sources` falls back to
+    offline: str  # which offline source `pipeline.data.sources` falls back to
 
 
 MNIST = Dataset(
@@ -53,8 +55,7 @@ MNIST = Dataset(
 
 FASHION_MNIST = Dataset(
     name="fashion-mnist",
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     sha256={
         TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -82,39 +83,40 @@ class Arrays:
     test_labels: np.ndarray
 
 
-def get(name):
+def get(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
 
 
-def cache_dir(dataset):
+def cache_dir(dataset: Dataset) -> Path:
     root = os.environ.get(CACHE_VARIABLE)
     if not root:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-workflow"
     return Path(root) / dataset.name
 
 
-def sha256(data):
+def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digest(dataset):
+def digest(dataset: Dataset) -> str:
     """A short fingerprint of the dataset's content, the same wherever it was fetched."""
     return sha256("".join(dataset.sha256[file] for file in FILES).encode())[:16]
 
 
-def verified_files(dataset):
+def verified_files(dataset: Dataset) -> set[str]:
     """The names of the cached files whose bytes match their checksum."""
     folder = cache_dir(dataset)
     return {
-        file for file in FILES
+        file
+        for file in FILES
         if (folder / file).is_file() and sha256((folder / file).read_bytes()) == dataset.sha256[file]
     }
 
 
-def load(dataset):
+def load(dataset: Dataset) -> Arrays:
     """Read the cached files, checking each one's checksum and shape first."""
     folder = cache_dir(dataset)
     prepare = f"run `mlflow run . -e prep -P dataset={dataset.name}`"
@@ -130,6 +132,6 @@ def load(dataset):
     return Arrays(arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], arrays[TEST_IMAGES], arrays[TEST_LABELS])
 
 
-def class_counts(labels, dataset):
+def class_counts(labels: np.ndarray, dataset: Dataset) -> dict[str, int]:
     counts = np.bincount(labels, minlength=len(dataset.classes))
     return {dataset.classes[index]: int(count) for index, count in enumerate(counts)}

@@ -9,30 +9,33 @@ images with it. `mlflow models serve -m models:/mnist/Production` answers
   grayscale in [0, 1], white digit on black;
 - image files (any format Pillow reads) as base64 strings,
   `{"dataframe_split": {"columns": ["image"], "data": [["<base64>"], ...]}}`,
-  each turned into the MNIST format by `pipeline.images`; an optional `mode`
+  each turned into the MNIST format by `pipeline.serving.images`; an optional `mode`
   column, or the `mode` param, is "digit" (the default) or "number" (read every
   digit of a whole number);
 
-with one answer per image (`pipeline.reading`): `digit`, `confidence`,
+with one answer per image (`pipeline.serving.reading`): `digit`, `confidence`,
 `probabilities`, `rejected`, `reason`, and in number mode `number` and `digits`.
 The `threshold` param (default 0.5) is the least calibrated confidence that is
 accepted. A malformed payload or an image that cannot be decoded is answered 400
 with the reason, naming the row.
 
 The probabilities are calibrated: the model carries the temperature fitted on
-the validation split (`pipeline.calibration`; 1 for a final fit, which has none).
+the validation split (`pipeline.serving.calibration`; 1 for a final fit, which has none).
 `.probabilities(images)` of the loaded model
 (`mlflow.pyfunc.load_model(uri).unwrap_python_model()`) gives them as an array,
 the networks themselves are `.networks`, and their Keras files are the artifacts
 `keras_model` (or `keras_model_1`, `keras_model_2`, ... for an ensemble) inside
-the logged model. The `pipeline` package travels with the model (`code_paths`),
-so it loads wherever the pinned requirements are installed.
+the logged model (`pipeline.tracking.logged_model` logs it). This subpackage,
+`pipeline.serving`, is all the code that travels with the model (`code_paths`):
+it imports nothing else of the project, so what serves depends on serving code
+only, and it loads wherever the pinned requirements are installed.
 """
+
+from __future__ import annotations
 
 import base64
 import binascii
-import tempfile
-from pathlib import Path
+from collections.abc import Sequence
 
 import mlflow
 import numpy as np
@@ -40,9 +43,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from pipeline import calibration, reading
+from pipeline.serving import calibration, images, reading
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 KERAS_ARTIFACT = "keras_model"
 IMAGE_SIZE = 28
 
@@ -50,11 +52,11 @@ IMAGE_SIZE = 28
 class InputError(MlflowException):
     """A payload the model cannot read (bad shape, pixels, base64, image, mode): the server answers 400 with it."""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def as_images(batch):
+def as_images(batch: object) -> np.ndarray:
     """Return `batch` as float32 (N, 28, 28), or raise InputError saying what is wrong with it."""
     try:
         images = np.asarray(batch, dtype=np.float32)
@@ -69,10 +71,8 @@ def as_images(batch):
     return images
 
 
-def decoded(cell, row):
+def decoded(cell: object, row: int) -> np.ndarray:
     """The grayscale image in one `image` cell: base64 text (or raw bytes) of an image file."""
-    from pipeline import images
-
     if isinstance(cell, str):
         try:
             cell = base64.b64decode(cell, validate=True)
@@ -86,14 +86,14 @@ def decoded(cell, row):
         raise InputError(f"row {row}: {error}") from None
 
 
-def as_mode(value, row=None):
+def as_mode(value: object, row: int | None = None) -> str:
     where = f"row {row}: " if row is not None else ""
     if value not in reading.MODES:
         raise InputError(f"{where}mode must be one of {', '.join(reading.MODES)}, got {value!r}")
     return value
 
 
-def as_threshold(value):
+def as_threshold(value: object) -> float:
     try:
         threshold = float(value)
     except (TypeError, ValueError):
@@ -107,40 +107,43 @@ def as_threshold(value):
 TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
-def shifted(images, rows, columns):
+def shifted(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
     """`images` moved by whole pixels, with black coming in at the edges."""
     moved = np.zeros_like(images)
     height, width = images.shape[1:3]
-    moved[:, max(rows, 0):height + min(rows, 0), max(columns, 0):width + min(columns, 0)] = \
-        images[:, max(-rows, 0):height + min(-rows, 0), max(-columns, 0):width + min(-columns, 0)]
+    moved[:, max(rows, 0) : height + min(rows, 0), max(columns, 0) : width + min(columns, 0)] = images[
+        :, max(-rows, 0) : height + min(-rows, 0), max(-columns, 0) : width + min(-columns, 0)
+    ]
     return moved
 
 
-def average_probabilities(networks, images, tta=False):
-    """The mean of the networks' class probabilities for each image (and, with `tta`, each shift of it)."""
+def average_probabilities(networks: Sequence, images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The mean of the Keras networks' class probabilities for each image (and, with `tta`, each shift of it)."""
     views = [shifted(images, *shift) for shift in TTA_SHIFTS] if tta else [images]
-    return np.mean([
-        network.predict(view, batch_size=1000, verbose=0) for network in networks for view in views
-    ], axis=0)
+    return np.mean(
+        [network.predict(view, batch_size=1000, verbose=0) for network in networks for view in views], axis=0
+    )
 
 
 class DigitRecognizer(mlflow.pyfunc.PythonModel):
-    def load_context(self, context):
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         import keras
 
         self.networks = [
-            keras.models.load_model(path) for name, path in sorted(context.artifacts.items())
+            keras.models.load_model(path)
+            for name, path in sorted(context.artifacts.items())
             if name.startswith(KERAS_ARTIFACT)
         ]
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
 
-    def probabilities(self, images):
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""
         return calibration.scaled(average_probabilities(self.networks, images, self.tta), self.temperature)
 
-    def predict(self, context, model_input, params=None):
+    # `model_input` stays unannotated: MLflow reads predict's type hint as the input schema to convert to.
+    def predict(self, context: object, model_input, params: dict | None = None) -> list[dict]:  # noqa: ANN001
         params = params or {}
         threshold = as_threshold(params.get("threshold", reading.DEFAULT_THRESHOLD))
         mode = as_mode(params.get("mode", "digit"))
@@ -151,75 +154,9 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         images = as_images(model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else model_input)
         return [reading.digit_answer(row, threshold) for row in self.probabilities(images)]
 
-    def read_images(self, frame, mode, threshold):
+    def read_images(self, frame: pd.DataFrame, mode: str, threshold: float) -> list[dict]:
         modes = [mode] * len(frame)
         if "mode" in frame.columns:
             modes = [mode if pd.isna(value) else as_mode(value, row) for row, value in enumerate(frame["mode"])]
         grays = [decoded(cell, row) for row, cell in enumerate(frame["image"])]
         return reading.answers(grays, modes, self.probabilities, threshold)
-
-
-def calibrate(networks, validation, tta=False):
-    """The temperature fitted on `validation` (images, labels), logged with the calibration it gives.
-
-    The metrics are the validation negative log-likelihood and expected calibration
-    error, before (`_uncalibrated`) and after. Without validation images (a final
-    fit on every training image) nothing can be fitted and the temperature stays 1.
-    """
-    images, labels = validation
-    if not len(images):
-        print("no validation images: the probabilities are left uncalibrated (temperature 1)")
-        mlflow.log_metric("temperature", 1.0)
-        return 1.0
-    raw = average_probabilities(networks, images, tta)
-    temperature = calibration.fit_temperature(raw, labels)
-    calibrated = calibration.scaled(raw, temperature)
-    mlflow.log_metrics({
-        "temperature": temperature,
-        "val_nll_uncalibrated": calibration.negative_log_likelihood(raw, labels),
-        "val_nll": calibration.negative_log_likelihood(calibrated, labels),
-        "val_ece_uncalibrated": calibration.expected_calibration_error(raw, labels),
-        "val_ece": calibration.expected_calibration_error(calibrated, labels),
-    })
-    return temperature
-
-
-def log(networks, example, temperature=1.0, registered_model_name=None, tta=False):
-    """Log `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
-    import keras
-    import PIL
-    import scipy
-    import tensorflow as tf
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    # No input schema: the model takes arrays and data frames of images alike, and checks them itself.
-    signature = ModelSignature(params=ParamSchema([
-        ParamSpec("mode", "string", "digit"),
-        ParamSpec("threshold", "double", reading.DEFAULT_THRESHOLD),
-    ]))
-    with tempfile.TemporaryDirectory() as scratch:
-        artifacts = {}
-        for number, network in enumerate(networks):
-            name = KERAS_ARTIFACT if len(networks) == 1 else f"{KERAS_ARTIFACT}_{number + 1}"
-            artifacts[name] = str(Path(scratch) / f"{name}.keras")
-            network.save(artifacts[name])
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=DigitRecognizer(),
-            artifacts=artifacts,
-            code_paths=[str(PACKAGE_DIR)],
-            signature=signature,
-            model_config={"tta": tta, "temperature": temperature},
-            input_example=example,
-            pip_requirements=[
-                f"tensorflow-cpu=={tf.__version__}",
-                f"keras=={keras.__version__}",
-                f"mlflow=={mlflow.__version__}",
-                f"numpy=={np.__version__}",
-                f"pandas=={pd.__version__}",
-                f"pillow=={PIL.__version__}",
-                f"scipy=={scipy.__version__}",
-            ],
-            registered_model_name=registered_model_name,
-        )

@@ -12,29 +12,33 @@ is the digits as a string, `digits` has each digit's `digit`, `confidence` and
 digit is.
 
 An answer is rejected, with `digit: null` and a short `reason`, when the image
-cannot hold a digit (`pipeline.images` refuses it before the model sees it),
+cannot hold a digit (`pipeline.serving.images` refuses it before the model sees it),
 when a network with a "not a digit" class gives that class more probability than
 any digit (one digit only: the pieces of a number are taken to be digits), or
 when the (calibrated) confidence is below the threshold.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
-from pipeline import images
+from pipeline.serving import images
 
 DEFAULT_THRESHOLD = 0.5
 MODES = ("digit", "number")
 DIGITS = 10  # columns 0-9 are the digits; a network with a reject class has an 11th, "not a digit"
 
 
-def digits_in(gray, mode):
+def digits_in(gray: np.ndarray, mode: str) -> list[images.Digit]:
     """The MNIST-format Digits the mode looks for in a grayscale image; raises images.NotADigit."""
     if mode == "number":
         return images.digits_in(gray)
     return [images.to_mnist(gray)]
 
 
-def digit_answer(probabilities, threshold):
+def digit_answer(probabilities: Sequence[float], threshold: float) -> dict:
     """The answer for one MNIST-format image, from its row of class probabilities."""
     digits = np.asarray(probabilities[:DIGITS], dtype=np.float64)
     not_digit = float(probabilities[DIGITS]) if len(probabilities) > DIGITS else 0.0
@@ -53,7 +57,7 @@ def digit_answer(probabilities, threshold):
     }
 
 
-def number_answer(rows, digits, threshold):
+def number_answer(rows: Sequence[Sequence[float]], digits: Sequence[images.Digit], threshold: float) -> dict:
     """The answer for a whole number: one row of probabilities per Digit found in it.
 
     The image is declared to hold a number, so each piece is taken to be a digit:
@@ -65,31 +69,42 @@ def number_answer(rows, digits, threshold):
         for row, digit in zip(rows, digits)
     ]
     reason = next(
-        (f"digit {number + 1} of {len(read)}: {answer['reason']}"
-         for number, answer in enumerate(read) if answer["rejected"]),
+        (
+            f"digit {number + 1} of {len(read)}: {answer['reason']}"
+            for number, answer in enumerate(read)
+            if answer["rejected"]
+        ),
         None,
     )
     return {
-        "digit": None, "confidence": min(answer["confidence"] for answer in read),
-        "probabilities": None, "rejected": reason is not None, "reason": reason,
+        "digit": None,
+        "confidence": min(answer["confidence"] for answer in read),
+        "probabilities": None,
+        "rejected": reason is not None,
+        "reason": reason,
         "number": None if reason else "".join(str(answer["digit"]) for answer in read),
         "digits": [{key: answer[key] for key in ("digit", "confidence", "box")} for answer in read],
     }
 
 
-def among_digits(probabilities):
+def among_digits(probabilities: Sequence[float]) -> np.ndarray:
     """The probabilities of the ten digits given that the image is one."""
     digits = np.asarray(probabilities[:DIGITS], dtype=np.float64)
     return digits / digits.sum()
 
 
-def refusal(reason, mode):
+def refusal(reason: str, mode: str) -> dict:
     """The answer for an image refused before the model saw it."""
     answer = {"digit": None, "confidence": None, "probabilities": None, "rejected": True, "reason": reason}
     return {**answer, "number": None, "digits": []} if mode == "number" else answer
 
 
-def answers(grays, modes, probabilities_of, threshold=DEFAULT_THRESHOLD):
+def answers(
+    grays: Sequence[np.ndarray],
+    modes: Sequence[str],
+    probabilities_of: Callable[[np.ndarray], np.ndarray],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[dict]:
     """One answer per grayscale image, in its mode; `probabilities_of` maps MNIST-format images to rows.
 
     All the digits found go through the model in one batch.

@@ -9,22 +9,29 @@ reshape adds no parameters; the layers after it are the seed's, one for one.
 
 Each version also declares its search space: a function of an Optuna trial that
 returns the builder's keyword arguments, plus `learning_rate` and `batch_size`
-where the search should vary those too (`pipeline.search` uses it).
+where the search should vary those too (`pipeline.tuning` uses it).
 
 Versions 4, 5 and 6 are this project's own: 4 is tuned for the time it takes to
 reach the seed's best accuracy, 5 for accuracy within a CPU budget, 6 for
 people's images (stronger stroke and shape variations, and a "not a digit"
 class). Their `recipe` sets
-the training techniques (`pipeline.training.Settings`) that versions 1-3, trained
+the training techniques (`pipeline.training.settings.Settings`) that versions 1-3, trained
 as the seed trained them, leave off.
 
 Adding a version is adding one `Version` to `VERSIONS`.
 """
 
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from __future__ import annotations
 
-from pipeline.augmentation import Augmentation
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+    import optuna
+
+from pipeline.training.augmentation import Augmentation
 
 IMAGE_SHAPE = (28, 28)
 CLASSES = 10
@@ -50,28 +57,28 @@ class Version:
     learning_rate: float  # Adam's
     loss: str  # the seed's Keras loss; "categorical_..." means one-hot labels
     search_space: Callable  # optuna.Trial -> {builder argument or training setting: value}
-    published: Optional[Published] = None
+    published: Published | None = None
     recipe: dict = field(default_factory=dict)  # training settings other than the defaults
-    # Trained with an 11th class, "not a digit", on `pipeline.negatives` besides MNIST.
+    # Trained with an 11th class, "not a digit", on `pipeline.data.negatives` besides MNIST.
     reject_class: bool = False
 
     @property
-    def classes(self):
+    def classes(self) -> int:
         return CLASSES + 1 if self.reject_class else CLASSES
 
 
-def learning_rate_space(trial):
+def learning_rate_space(trial: optuna.Trial) -> float:
     return trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True)
 
 
-def mlp_space(trial):
+def mlp_space(trial: optuna.Trial) -> dict:
     return {
         "units": trial.suggest_int("units", 32, 1024, log=True),
         "learning_rate": learning_rate_space(trial),
     }
 
 
-def one_conv_space(trial):
+def one_conv_space(trial: optuna.Trial) -> dict:
     return {
         "filters": trial.suggest_int("filters", 16, 96, step=16),
         "dropout": trial.suggest_float("dropout", 0.0, 0.5),
@@ -79,7 +86,7 @@ def one_conv_space(trial):
     }
 
 
-def keras_example_space(trial):
+def keras_example_space(trial: optuna.Trial) -> dict:
     return {
         "filters1": trial.suggest_int("filters1", 16, 64, step=16),
         "filters2": trial.suggest_int("filters2", 32, 128, step=32),
@@ -88,7 +95,7 @@ def keras_example_space(trial):
     }
 
 
-def two_conv_space(trial):
+def two_conv_space(trial: optuna.Trial) -> dict:
     return {
         "filters1": trial.suggest_int("filters1", 16, 64, step=16),
         "filters2": trial.suggest_int("filters2", 32, 128, step=32),
@@ -101,7 +108,7 @@ def two_conv_space(trial):
     }
 
 
-def fast_space(trial):
+def fast_space(trial: optuna.Trial) -> dict:
     return {
         "filters1": trial.suggest_int("filters1", 8, 32, step=8),
         "filters2": trial.suggest_int("filters2", 16, 64, step=16),
@@ -112,7 +119,7 @@ def fast_space(trial):
     }
 
 
-def best_space(trial):
+def best_space(trial: optuna.Trial) -> dict:
     return {
         "filters1": trial.suggest_int("filters1", 16, 48, step=16),
         "filters2": trial.suggest_int("filters2", 32, 96, step=32),
@@ -123,67 +130,88 @@ def best_space(trial):
     }
 
 
-def build_mlp(units=128):
+def build_mlp(units: int = 128) -> keras.Model:
     from keras import Input, Sequential, layers
 
-    return Sequential([
-        Input(IMAGE_SHAPE),
-        layers.Flatten(),
-        layers.Dense(units, activation="relu"),
-        layers.Dense(CLASSES, activation="softmax"),
-    ], name="mlp")
+    return Sequential(
+        [
+            Input(IMAGE_SHAPE),
+            layers.Flatten(),
+            layers.Dense(units, activation="relu"),
+            layers.Dense(CLASSES, activation="softmax"),
+        ],
+        name="mlp",
+    )
 
 
-def build_one_conv(filters=32, dropout=0.25):
+def build_one_conv(filters: int = 32, dropout: float = 0.25) -> keras.Model:
     from keras import Input, Sequential, layers
 
-    return Sequential([
-        Input(IMAGE_SHAPE),
-        layers.Reshape(IMAGE_SHAPE + (1,)),
-        layers.Conv2D(filters, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Dropout(dropout),
-        layers.Flatten(),
-        layers.Dense(CLASSES, activation="softmax"),
-    ], name="one_conv")
+    return Sequential(
+        [
+            Input(IMAGE_SHAPE),
+            layers.Reshape(IMAGE_SHAPE + (1,)),
+            layers.Conv2D(filters, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(dropout),
+            layers.Flatten(),
+            layers.Dense(CLASSES, activation="softmax"),
+        ],
+        name="one_conv",
+    )
 
 
-def build_two_conv(filters1=32, filters2=64, dropout1=0.2, units1=248, units2=124, dropout2=0.4):
+def build_two_conv(
+    filters1: int = 32,
+    filters2: int = 64,
+    dropout1: float = 0.2,
+    units1: int = 248,
+    units2: int = 124,
+    dropout2: float = 0.4,
+) -> keras.Model:
     from keras import Input, Sequential, layers
 
-    return Sequential([
-        Input(IMAGE_SHAPE),
-        layers.Reshape(IMAGE_SHAPE + (1,)),
-        layers.Conv2D(filters1, (4, 4), activation="relu"),
-        layers.Conv2D(filters2, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Dropout(dropout1),
-        layers.Flatten(),
-        layers.Dense(units1, activation="relu"),
-        layers.Dense(units2, activation="relu"),
-        layers.Dropout(dropout2),
-        layers.Dense(CLASSES, activation="softmax"),
-    ], name="two_conv")
+    return Sequential(
+        [
+            Input(IMAGE_SHAPE),
+            layers.Reshape(IMAGE_SHAPE + (1,)),
+            layers.Conv2D(filters1, (4, 4), activation="relu"),
+            layers.Conv2D(filters2, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Dropout(dropout1),
+            layers.Flatten(),
+            layers.Dense(units1, activation="relu"),
+            layers.Dense(units2, activation="relu"),
+            layers.Dropout(dropout2),
+            layers.Dense(CLASSES, activation="softmax"),
+        ],
+        name="two_conv",
+    )
 
 
-def build_keras_example(filters1=32, filters2=64, dropout=0.5):
+def build_keras_example(filters1: int = 32, filters2: int = 64, dropout: float = 0.5) -> keras.Model:
     """keras.io's "Simple MNIST convnet" example, the recipe most people start from."""
     from keras import Input, Sequential, layers
 
-    return Sequential([
-        Input(IMAGE_SHAPE),
-        layers.Reshape(IMAGE_SHAPE + (1,)),
-        layers.Conv2D(filters1, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(filters2, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Flatten(),
-        layers.Dropout(dropout),
-        layers.Dense(CLASSES, activation="softmax"),
-    ], name="keras_example")
+    return Sequential(
+        [
+            Input(IMAGE_SHAPE),
+            layers.Reshape(IMAGE_SHAPE + (1,)),
+            layers.Conv2D(filters1, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(filters2, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dropout(dropout),
+            layers.Dense(CLASSES, activation="softmax"),
+        ],
+        name="keras_example",
+    )
 
 
-def build_fast(filters1=16, filters2=32, filters3=64, units=128, batch_norm=False):
+def build_fast(
+    filters1: int = 16, filters2: int = 32, filters3: int = 64, units: int = 128, batch_norm: bool = False
+) -> keras.Model:
     """Three 3x3 convolutions, each halving the image, then one hidden layer.
 
     No batch normalization by default: on two CPU cores it costs more time per
@@ -191,22 +219,27 @@ def build_fast(filters1=16, filters2=32, filters3=64, units=128, batch_norm=Fals
     """
     from keras import Input, Sequential, layers
 
-    return Sequential([
-        Input(IMAGE_SHAPE),
-        layers.Reshape(IMAGE_SHAPE + (1,)),
-        *[
-            layer
-            for filters in (filters1, filters2, filters3)
-            for layer in (*convolution(filters, batch_norm), layers.MaxPooling2D())
+    return Sequential(
+        [
+            Input(IMAGE_SHAPE),
+            layers.Reshape(IMAGE_SHAPE + (1,)),
+            *[
+                layer
+                for filters in (filters1, filters2, filters3)
+                for layer in (*convolution(filters, batch_norm), layers.MaxPooling2D())
+            ],
+            layers.Flatten(),
+            layers.Dense(units, activation="relu"),
+            # Softmax in float32 also under mixed precision.
+            layers.Dense(CLASSES, activation="softmax", dtype="float32"),
         ],
-        layers.Flatten(),
-        layers.Dense(units, activation="relu"),
-        # Softmax in float32 also under mixed precision.
-        layers.Dense(CLASSES, activation="softmax", dtype="float32"),
-    ], name="fast")
+        name="fast",
+    )
 
 
-def build_best(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_first=False):
+def build_best(
+    filters1: int = 32, filters2: int = 64, filters3: int = 128, dropout: float = 0.1, normalize_first: bool = False
+) -> keras.Model:
     """Three stages of a 3x3 convolution, each halving the image; batch normalization in the last two.
 
     On two cores, normalizing the first stage's 28x28 maps takes 30 % of the
@@ -216,35 +249,45 @@ def build_best(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_fi
     return staged_network(filters1, filters2, filters3, dropout, CLASSES, "best", normalize_first)
 
 
-def build_robust(filters1=32, filters2=64, filters3=128, dropout=0.1, normalize_first=True):
+def build_robust(
+    filters1: int = 32, filters2: int = 64, filters3: int = 128, dropout: float = 0.1, normalize_first: bool = True
+) -> keras.Model:
     """Version 5's network, normalizing the first stage too, with an 11th output: "not a digit"."""
     return staged_network(filters1, filters2, filters3, dropout, CLASSES + 1, "robust", normalize_first)
 
 
-def staged_network(filters1, filters2, filters3, dropout, classes, name, normalize_first):
+def staged_network(
+    filters1: int, filters2: int, filters3: int, dropout: float, classes: int, name: str, normalize_first: bool
+) -> keras.Model:
     from keras import Input, Sequential, layers
 
-    return Sequential([
-        Input(IMAGE_SHAPE),
-        layers.Reshape(IMAGE_SHAPE + (1,)),
-        *[
-            layer
-            for filters, normalize in ((filters1, normalize_first), (filters2, True), (filters3, True))
-            for layer in (*convolution(filters, normalize), layers.MaxPooling2D(), layers.Dropout(dropout))
+    return Sequential(
+        [
+            Input(IMAGE_SHAPE),
+            layers.Reshape(IMAGE_SHAPE + (1,)),
+            *[
+                layer
+                for filters, normalize in ((filters1, normalize_first), (filters2, True), (filters3, True))
+                for layer in (*convolution(filters, normalize), layers.MaxPooling2D(), layers.Dropout(dropout))
+            ],
+            layers.Flatten(),
+            layers.Dense(classes, activation="softmax", dtype="float32"),
         ],
-        layers.Flatten(),
-        layers.Dense(classes, activation="softmax", dtype="float32"),
-    ], name=name)
+        name=name,
+    )
 
 
-def convolution(filters, normalize):
+def convolution(filters: int, normalize: bool) -> list:
     """A 3x3 convolution keeping the image size, then ReLU; with `normalize`, batch normalization between."""
     from keras import layers
 
     if not normalize:
         return [layers.Conv2D(filters, 3, padding="same", activation="relu")]
-    return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            layers.BatchNormalization(momentum=0.9), layers.ReLU()]
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False),
+        layers.BatchNormalization(momentum=0.9),
+        layers.ReLU(),
+    ]
 
 
 # Measured on two CPU cores (see BENCHMARKS.md): bfloat16 compute is about 10 % faster
@@ -256,57 +299,101 @@ VERSIONS = {
     version.number: version
     for version in (
         Version(
-            0, "keras-example",
+            0,
+            "keras-example",
             "keras.io's convnet example: Conv 32 -> Pool -> Conv 64 -> Pool -> Dropout 0.5 -> Dense 10, for comparison",
-            build_keras_example, epochs=15, batch_size=128, learning_rate=0.001,
-            loss="categorical_crossentropy", search_space=keras_example_space,
+            build_keras_example,
+            epochs=15,
+            batch_size=128,
+            learning_rate=0.001,
+            loss="categorical_crossentropy",
+            search_space=keras_example_space,
         ),
         Version(
-            1, "mlp", "Flatten -> Dense 128 ReLU -> Dense 10 softmax",
-            build_mlp, epochs=15, batch_size=128, learning_rate=0.001,
-            loss="sparse_categorical_crossentropy", search_space=mlp_space,
+            1,
+            "mlp",
+            "Flatten -> Dense 128 ReLU -> Dense 10 softmax",
+            build_mlp,
+            epochs=15,
+            batch_size=128,
+            learning_rate=0.001,
+            loss="sparse_categorical_crossentropy",
+            search_space=mlp_space,
             published=Published(train_accuracy=0.9980, test_accuracy=0.9762, train_seconds=22.6),
         ),
         Version(
-            2, "one-conv", "Conv 32 3x3 -> MaxPool -> Dropout 0.25 -> Dense 10 softmax",
-            build_one_conv, epochs=15, batch_size=128, learning_rate=0.001,
-            loss="categorical_crossentropy", search_space=one_conv_space,
+            2,
+            "one-conv",
+            "Conv 32 3x3 -> MaxPool -> Dropout 0.25 -> Dense 10 softmax",
+            build_one_conv,
+            epochs=15,
+            batch_size=128,
+            learning_rate=0.001,
+            loss="categorical_crossentropy",
+            search_space=one_conv_space,
             published=Published(train_accuracy=0.9927, test_accuracy=0.9822, train_seconds=309.9),
         ),
         Version(
-            3, "two-conv",
+            3,
+            "two-conv",
             "Conv 32 4x4 -> Conv 64 3x3 -> MaxPool -> Dropout 0.2 -> Dense 248 -> Dense 124 -> Dropout 0.4 -> Dense 10",
-            build_two_conv, epochs=20, batch_size=128, learning_rate=0.001,
-            loss="categorical_crossentropy", search_space=two_conv_space,
+            build_two_conv,
+            epochs=20,
+            batch_size=128,
+            learning_rate=0.001,
+            loss="categorical_crossentropy",
+            search_space=two_conv_space,
             published=Published(train_accuracy=0.9990, test_accuracy=0.9915, train_seconds=2686.2),
         ),
         Version(
-            4, "fast",
+            4,
+            "fast",
             "Conv 16 -> Pool -> Conv 32 -> Pool -> Conv 64 -> Pool -> Dense 128 -> Dense 10; 2 epochs, warmup + cosine",
-            build_fast, epochs=2, batch_size=128, learning_rate=0.006,
-            loss="categorical_crossentropy", search_space=fast_space,
+            build_fast,
+            epochs=2,
+            batch_size=128,
+            learning_rate=0.006,
+            loss="categorical_crossentropy",
+            search_space=fast_space,
             recipe={"schedule": "warmup_cosine", "warmup": 0.05, "label_smoothing": 0.1, **FAST_CPU},
         ),
         Version(
-            5, "best",
+            5,
+            "best",
             "Conv-ReLU, then 2 x Conv-BN-ReLU, each -> Pool -> Dropout 0.1; 32/64/128 filters -> Dense 10; "
             "augmented, warmup + cosine",
-            build_best, epochs=34, batch_size=128, learning_rate=0.003,
-            loss="categorical_crossentropy", search_space=best_space,
+            build_best,
+            epochs=34,
+            batch_size=128,
+            learning_rate=0.003,
+            loss="categorical_crossentropy",
+            search_space=best_space,
             recipe={
-                "schedule": "warmup_cosine", "warmup": 0.1, "label_smoothing": 0.1, **FAST_CPU,
+                "schedule": "warmup_cosine",
+                "warmup": 0.1,
+                "label_smoothing": 0.1,
+                **FAST_CPU,
                 "augmentation": Augmentation(rotation=10, scale=0.1, shear=0.15, translation=2.5, thickness=0.3),
             },
         ),
         Version(
-            6, "robust",
+            6,
+            "robust",
             "3 x (Conv-BN-ReLU -> Pool -> Dropout 0.1), 32/64/128 filters, with 11 outputs "
-            "(digits and \"not a digit\"), trained on non-digits too; "
+            '(digits and "not a digit"), trained on non-digits too; '
             "stronger stroke and shape variations, for people's images",
-            build_robust, epochs=20, batch_size=128, learning_rate=0.003,
-            loss="categorical_crossentropy", search_space=best_space, reject_class=True,
+            build_robust,
+            epochs=20,
+            batch_size=128,
+            learning_rate=0.003,
+            loss="categorical_crossentropy",
+            search_space=best_space,
+            reject_class=True,
             recipe={
-                "schedule": "warmup_cosine", "warmup": 0.1, "label_smoothing": 0.1, **FAST_CPU,
+                "schedule": "warmup_cosine",
+                "warmup": 0.1,
+                "label_smoothing": 0.1,
+                **FAST_CPU,
                 "augmentation": Augmentation(rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=0.5),
                 "negatives": 15000 / 55000,  # 15,000 with all of MNIST's 55,000 training digits
             },
@@ -315,10 +402,8 @@ VERSIONS = {
 }
 
 
-def get(number):
+def get(number: int | str) -> Version:
     try:
         return VERSIONS[int(number)]
     except (KeyError, ValueError):
-        raise ValueError(
-            f"unknown version {number!r}; choose one of {', '.join(map(str, VERSIONS))}"
-        ) from None
+        raise ValueError(f"unknown version {number!r}; choose one of {', '.join(map(str, VERSIONS))}") from None

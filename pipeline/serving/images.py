@@ -20,6 +20,8 @@ reason: no ink, ink touching all four borders or covering nearly half the image
 marks.
 """
 
+from __future__ import annotations
+
 import io
 import warnings
 from dataclasses import dataclass
@@ -55,7 +57,7 @@ class Digit:
     inverted: bool  # whether the original was dark ink on a light background
 
 
-def read(source, max_pixels=MAX_PIXELS):
+def read(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a path or bytes into a float32 grayscale array in [0, 1] (0 = black), EXIF orientation applied."""
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     if not data:
@@ -83,7 +85,7 @@ def read(source, max_pixels=MAX_PIXELS):
         raise ImageError(f"truncated or corrupt image: {error}") from None
 
 
-def grayscale(image):
+def grayscale(image: Image.Image) -> np.ndarray:
     """Any Pillow mode to float32 luminance in [0, 1]; transparency is composited on white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         values = np.asarray(image, dtype=np.float64)
@@ -110,7 +112,7 @@ class Ink:
     inverted: bool
 
 
-def ink_of(gray):
+def ink_of(gray: np.ndarray) -> Ink:
     """Steps 1-3 of the module's list; raises NotADigit if there is no ink."""
     from scipy import ndimage
 
@@ -134,14 +136,14 @@ def ink_of(gray):
     return Ink(ink, scale, inverted)
 
 
-def to_mnist(gray):
+def to_mnist(gray: np.ndarray) -> Digit:
     """The MNIST-format Digit in a grayscale image (0 = black); raises NotADigit, with the reason, if it holds none."""
     ink = ink_of(gray)
     refuse_non_digits(ink.map, MAX_MARKS, "one digit")
     return digit_from(ink, ink.map)
 
 
-def digits_in(gray):
+def digits_in(gray: np.ndarray) -> list[Digit]:
     """Each digit of a whole number, left to right, as MNIST-format Digits; raises NotADigit if there are none.
 
     Digits are groups of connected ink: pieces that overlap horizontally (the
@@ -155,7 +157,7 @@ def digits_in(gray):
     return [digit_from(ink, ink.map * mask) for mask in digit_masks(ink.map)]
 
 
-def digit_masks(ink):
+def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
     """Boolean masks of the ink of each digit, ordered left to right."""
     from scipy import ndimage
 
@@ -183,7 +185,7 @@ def digit_masks(ink):
     return [mask for mask, mass in zip(masks, masses) if mass >= max(masses) * STRAY_MASS]
 
 
-def split_wide(mask, ink, height):
+def split_wide(mask: np.ndarray, ink: np.ndarray, height: int) -> list[np.ndarray]:
     """Ink far wider than the digits are tall is digits that touch: cut it into as many as fit, where ink is thinnest.
 
     Each cut is the column with the least ink within a tenth of a digit's width of
@@ -195,7 +197,7 @@ def split_wide(mask, ink, height):
     if width <= WIDEST * height:
         return [mask]
     parts = max(2, round(width / (DIGIT_WIDTH * height)))
-    profile = (ink * mask)[:, left:left + width].sum(axis=0)
+    profile = (ink * mask)[:, left : left + width].sum(axis=0)
     step = width / parts
     cuts = [left]
     for number in range(1, parts):
@@ -212,7 +214,7 @@ def split_wide(mask, ink, height):
     return pieces
 
 
-def digit_from(ink, selected):
+def digit_from(ink: Ink, selected: np.ndarray) -> Digit:
     """Step 4: crop `selected` (ink, or part of it), fit it in 20x20 and centre it in 28x28."""
     rows, columns = np.nonzero(selected)
     top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
@@ -221,7 +223,7 @@ def digit_from(ink, selected):
     return Digit(centred(fitted), box, ink.inverted)
 
 
-def refuse_non_digits(ink, max_marks, holding):
+def refuse_non_digits(ink: np.ndarray, max_marks: int, holding: str) -> None:
     """Raise NotADigit for ink that cannot be `holding` ("one digit", "a number") on a background."""
     from scipy import ndimage
 
@@ -237,20 +239,20 @@ def refuse_non_digits(ink, max_marks, holding):
         raise NotADigit(f"{(sizes > speck).sum()} separate marks: too many for {holding}")
 
 
-def resized(array, size):
+def resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a float array in [0, 1] to (width, height) with an anti-aliasing (Lanczos) filter."""
     image = Image.fromarray(array.astype(np.float32), mode="F")
     return np.clip(np.asarray(image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)), 0, 1)
 
 
-def fit_in_box(crop):
+def fit_in_box(crop: np.ndarray) -> np.ndarray:
     """Scale the ink to fit BOX x BOX, keeping its aspect ratio."""
     height, width = crop.shape
     factor = BOX / max(height, width)
     return resized(crop, (max(1, round(width * factor)), max(1, round(height * factor))))
 
 
-def centred(fitted):
+def centred(fitted: np.ndarray) -> np.ndarray:
     """Place the fitted ink in SIZE x SIZE with its centre of mass at the centre."""
     from scipy import ndimage
 
@@ -260,5 +262,5 @@ def centred(fitted):
     left = int(round(SIZE / 2 - centre_column - 0.5))
     top, left = min(max(top, 0), SIZE - height), min(max(left, 0), SIZE - width)
     frame = np.zeros((SIZE, SIZE), np.float32)
-    frame[top:top + height, left:left + width] = fitted
+    frame[top : top + height, left : left + width] = fitted
     return frame

@@ -1,0 +1,122 @@
+"""Logging trained networks as the served model: calibrated, carrying only the serving code, registered.
+
+Every model is logged as one `pipeline.serving.model.DigitRecognizer` named
+`model` in the active run. Its `code_paths` hold `pipeline/serving` and the
+package's `__init__.py` and nothing else, so a served model depends on serving
+code alone; its pip requirements pin the versions it was trained with.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from pipeline.serving import calibration, reading
+from pipeline.serving.model import KERAS_ARTIFACT, DigitRecognizer, average_probabilities
+
+REGISTERED_MODEL = "mnist"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+log = logging.getLogger(__name__)
+
+
+def calibrate(networks: Sequence, validation: tuple[np.ndarray, np.ndarray], tta: bool = False) -> float:
+    """The temperature fitted on `validation` (images, labels), logged with the calibration it gives.
+
+    The metrics are the validation negative log-likelihood and expected calibration
+    error, before (`_uncalibrated`) and after. Without validation images (a final
+    fit on every training image) nothing can be fitted and the temperature stays 1.
+    """
+    images, labels = validation
+    if not len(images):
+        log.info("no validation images: the probabilities are left uncalibrated (temperature 1)")
+        mlflow.log_metric("temperature", 1.0)
+        return 1.0
+    raw = average_probabilities(networks, images, tta)
+    temperature = calibration.fit_temperature(raw, labels)
+    calibrated = calibration.scaled(raw, temperature)
+    mlflow.log_metrics(
+        {
+            "temperature": temperature,
+            "val_nll_uncalibrated": calibration.negative_log_likelihood(raw, labels),
+            "val_nll": calibration.negative_log_likelihood(calibrated, labels),
+            "val_ece_uncalibrated": calibration.expected_calibration_error(raw, labels),
+            "val_ece": calibration.expected_calibration_error(calibrated, labels),
+        }
+    )
+    return temperature
+
+
+def serving_code(folder: Path) -> Path:
+    """A copy of the package with only its serving subpackage, in `folder`: what a logged model carries."""
+    package = folder / PACKAGE_DIR.name
+    shutil.copytree(PACKAGE_DIR / "serving", package / "serving", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(PACKAGE_DIR / "__init__.py", package / "__init__.py")
+    return package
+
+
+def log_model(
+    networks: Sequence,
+    example: np.ndarray,
+    temperature: float = 1.0,
+    registered_model_name: str | None = None,
+    tta: bool = False,
+) -> mlflow.models.model.ModelInfo:
+    """Log the Keras `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo."""
+    import keras
+    import pandas as pd
+    import PIL
+    import scipy
+    import tensorflow as tf
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    # No input schema: the model takes arrays and data frames of images alike, and checks them itself.
+    signature = ModelSignature(
+        params=ParamSchema(
+            [
+                ParamSpec("mode", "string", "digit"),
+                ParamSpec("threshold", "double", reading.DEFAULT_THRESHOLD),
+            ]
+        )
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        artifacts = {}
+        for number, network in enumerate(networks):
+            name = KERAS_ARTIFACT if len(networks) == 1 else f"{KERAS_ARTIFACT}_{number + 1}"
+            artifacts[name] = str(Path(scratch) / f"{name}.keras")
+            network.save(artifacts[name])
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=DigitRecognizer(),
+            artifacts=artifacts,
+            code_paths=[str(serving_code(Path(scratch) / "code"))],
+            signature=signature,
+            model_config={"tta": tta, "temperature": temperature},
+            input_example=example,
+            pip_requirements=[
+                f"tensorflow-cpu=={tf.__version__}",
+                f"keras=={keras.__version__}",
+                f"mlflow=={mlflow.__version__}",
+                f"numpy=={np.__version__}",
+                f"pandas=={pd.__version__}",
+                f"pillow=={PIL.__version__}",
+                f"scipy=={scipy.__version__}",
+            ],
+            registered_model_name=registered_model_name,
+        )
+
+
+def register_tags(model_info: mlflow.models.model.ModelInfo, tags: dict) -> str:
+    """Tag the model version that `log_model(..., registered_model_name=...)` created; return its number."""
+    client = mlflow.MlflowClient()
+    version = model_info.registered_model_version
+    for key, value in tags.items():
+        client.set_model_version_tag(REGISTERED_MODEL, version, key, str(value))
+    return version

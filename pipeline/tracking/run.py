@@ -1,0 +1,136 @@
+"""A tracked training run: train one version inside the active MLflow run and record everything about it.
+
+The path every entry point that trains takes (`train`, the search's best
+configuration, the tests): parameters and tags, the datasets, per-epoch metrics,
+learning curves and the architecture, the test evaluation, the calibration, how
+often a reject class says no, and the model itself, logged and registered.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+
+from pipeline.analysis import evaluation, figures
+from pipeline.data import datasets, negatives
+from pipeline.serving import calibration
+from pipeline.tracking import lineage, logged_model, tags
+from pipeline.training import versions
+from pipeline.training.loop import fit, predict
+from pipeline.training.settings import Settings, resolved_architecture
+from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, split
+
+log = logging.getLogger(__name__)
+
+
+class EpochMetrics(keras.callbacks.Callback):
+    """Logs each epoch's metrics to the active MLflow run, at `step` = the epoch counted from 1 as Keras prints it."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if mlflow.active_run():
+            mlflow.log_metrics({key: float(value) for key, value in (logs or {}).items()}, step=epoch + 1)
+
+
+@dataclass
+class Outcome:
+    """What a tracked training run produced."""
+
+    model: keras.Model
+    history: dict
+    train_seconds: float
+    evaluation: evaluation.Evaluation
+    model_version: str | None  # the registered version's number, or None
+
+
+def train_tracked(
+    settings: Settings, dataset_name: str = "mnist", architecture: dict | None = None, register: bool = True
+) -> Outcome:
+    """Train inside the active MLflow run and record everything: the path every entry point takes."""
+    dataset = datasets.get(dataset_name)
+    arrays = datasets.load(dataset)
+    splits = split(arrays, settings.validation, settings.subset)
+    version = versions.get(settings.version)
+    layers = resolved_architecture(version, architecture)
+
+    tags.log_params({**settings.params(), "dataset": dataset.name, **layers})
+    mlflow.set_tags(
+        {
+            **tags.environment_tags(),
+            "version": str(version.number),
+            "version_name": version.name,
+            # Promotion compares validation accuracies only between models measured on the same images.
+            "validation_set": lineage.validation_set(dataset, settings.subset, settings.validation),
+        }
+    )
+    lineage.log_dataset(dataset, arrays)
+
+    started = time.perf_counter()
+    model, history = fit(settings, splits, architecture=layers, callbacks=[EpochMetrics()])
+    train_seconds = time.perf_counter() - started
+    mlflow.log_metric("train_seconds", train_seconds)
+    mlflow.log_param("parameters", model.count_params())
+    title = f"version {version.number} ({version.name})"
+    figures.log(figures.learning_curves(history, title=title), "figures/learning_curves.png")
+    log_architecture(model)
+
+    probabilities = predict(model, splits.test_images)
+    result = evaluation.log_test_evaluation(
+        probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
+    )
+    temperature = logged_model.calibrate([model], (splits.validation_images, splits.validation_labels))
+    if version.reject_class:
+        log_rejection(model, splits, settings.seed, temperature)
+    info = logged_model.log_model(
+        [model], splits.test_images[:3], temperature, logged_model.REGISTERED_MODEL if register else None
+    )
+    model_version = None
+    if register:
+        model_version = logged_model.register_tags(
+            info, {"version": version.number, "version_name": version.name, "run_id": mlflow.active_run().info.run_id}
+        )
+    return Outcome(model, history, train_seconds, result, model_version)
+
+
+def log_rejection(model: keras.Model, splits: Splits, seed: int, temperature: float) -> None:
+    """How often the served answer accepts digits and rejects non-digits, on validation and on test images.
+
+    Non-digits the training never saw: validation ones from the rest of
+    Fashion-MNIST's training images and other seeds, test ones from its test images.
+    """
+    clothing = datasets.load(datasets.FASHION_MNIST)
+    held_out = {
+        "test": (splits.test_images, negatives.sample(len(splits.test_images), seed + 2, clothing.test_images)),
+    }
+    if splits.validated:
+        held_out["val"] = (
+            splits.validation_images,
+            negatives.sample(len(splits.validation_images), seed + 1, clothing.train_images[CLOTHING_FOR_TRAINING:]),
+        )
+    for prefix, (digits, others) in held_out.items():
+        evaluation.log_rejection(
+            prefix,
+            calibration.scaled(predict(model, digits), temperature),
+            calibration.scaled(predict(model, others), temperature),
+        )
+
+
+def log_architecture(model: keras.Model) -> None:
+    """The model summary as text and, where pydot and graphviz are installed, the layer diagram."""
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    mlflow.log_text("\n".join(lines), "architecture/summary.txt")
+    with tempfile.TemporaryDirectory() as scratch:
+        diagram = Path(scratch) / "layers.png"
+        try:
+            keras.utils.plot_model(model, to_file=str(diagram), show_shapes=True, show_layer_names=True)
+        except (ImportError, OSError) as error:
+            log.warning("layer diagram skipped: %s", error)
+            return
+        if diagram.exists():
+            mlflow.log_artifact(str(diagram), "architecture")

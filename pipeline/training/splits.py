@@ -1,0 +1,78 @@
+"""What a run trains, validates and tests on: the splits of a dataset, as the networks take them.
+
+The validation split is the last `validation` training images: the seed
+validated on its own training set, which says nothing about unseen digits, so
+here every choice made during training looks at this held-out split and the
+test set only gives the final figures. Once the choices are made, `validation=0`
+trains the same recipe on every training image: a final fit, with no validation
+metrics, which `promote` therefore never chooses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pipeline.data import datasets, negatives
+from pipeline.training.settings import SettingsError
+from pipeline.training.versions import CLASSES
+
+# Fashion-MNIST's training images up to this one give training non-digits, the rest validation ones.
+CLOTHING_FOR_TRAINING = 50_000
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Images as float32 in [0, 1], shape (N, 28, 28); labels as integers."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    validation_images: np.ndarray
+    validation_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    @property
+    def validated(self) -> bool:
+        """Whether any images are held out: a final fit (`validation=0`) holds out none."""
+        return len(self.validation_images) > 0
+
+
+def scaled(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels to the models' input: float32 in [0, 1], as the seed scaled them."""
+    return images.astype(np.float32) / 255.0
+
+
+def split(arrays: datasets.Arrays, validation: int, subset: int = 0) -> Splits:
+    """Hold out the last `validation` training images (0: none); optionally keep only the first `subset`."""
+    train_images, train_labels = arrays.train_images, arrays.train_labels
+    test_images, test_labels = arrays.test_images, arrays.test_labels
+    if subset:
+        train_images, train_labels = train_images[:subset], train_labels[:subset]
+        test_images, test_labels = test_images[:subset], test_labels[:subset]
+    if not 0 <= validation < len(train_images):
+        raise SettingsError(
+            f"validation must be between 0 and {len(train_images) - 1} (the training images), got {validation}"
+        )
+    cut = len(train_images) - validation
+    return Splits(
+        scaled(train_images[:cut]),
+        train_labels[:cut],
+        scaled(train_images[cut:]),
+        train_labels[cut:],
+        scaled(test_images),
+        test_labels,
+    )
+
+
+def with_negatives(splits: Splits, per_digit: float, seed: int) -> Splits:
+    """`splits` with non-digits (`pipeline.data.negatives`, label 10) added: `per_digit` per training digit."""
+    clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
+    extra = negatives.sample(round(per_digit * len(splits.train_images)), seed, clothing)
+    labels = np.full(len(extra), CLASSES, splits.train_labels.dtype)
+    return replace(
+        splits,
+        train_images=np.concatenate([splits.train_images, extra]),
+        train_labels=np.concatenate([splits.train_labels, labels]),
+    )
