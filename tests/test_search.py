@@ -17,7 +17,8 @@ from pipeline.data.datasets import Arrays
 from pipeline.training import versions
 from pipeline.training.settings import Settings, resolved_architecture
 from pipeline.training.splits import split
-from pipeline.tuning import study, summary, workers
+from pipeline.tuning import study as studies
+from pipeline.tuning import summary, workers
 
 
 @pytest.mark.parametrize("number", sorted(versions.VERSIONS))
@@ -27,10 +28,10 @@ def test_every_sampled_configuration_builds_a_valid_model(number):
     for _ in range(6):
         trial = study.ask()
         sampled = version.search_space(trial)
-        architecture = {k: v for k, v in sampled.items() if k not in study.SETTINGS_KEYS}
+        architecture = {k: v for k, v in sampled.items() if k not in studies.SETTINGS_KEYS}
         model = version.build(**resolved_architecture(version, architecture))
         assert model.output_shape == (None, version.classes)
-        settings = {k: v for k, v in sampled.items() if k in study.SETTINGS_KEYS}
+        settings = {k: v for k, v in sampled.items() if k in studies.SETTINGS_KEYS}
         Settings.for_version(number, **settings)  # every setting is a real one
         study.tell(trial, 0.5)
 
@@ -38,7 +39,7 @@ def test_every_sampled_configuration_builds_a_valid_model(number):
 @pytest.mark.parametrize("number", sorted(versions.VERSIONS))
 def test_the_baseline_trial_is_the_versions_own_configuration(number):
     version = versions.get(number)
-    baseline = study.baseline(version)
+    baseline = studies.baseline(version)
     defaults = resolved_architecture(version)
     assert {k: v for k, v in baseline.items() if k in defaults} == defaults
     assert baseline["learning_rate"] == version.learning_rate
@@ -55,9 +56,9 @@ def test_a_pruned_trial_reports_as_pruned_in_optuna_and_mlflow(tracking):
     # A threshold no accuracy reaches: every trial is pruned after its first epoch.
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.1))
     study.enqueue_trial({})
-    trial = study.claim(study)
+    trial = studies.claim(study)
     with mlflow.start_run() as parent:
-        plan = study.Plan(
+        plan = studies.Plan(
             version=1,
             study="prune",
             storage="",
@@ -75,7 +76,7 @@ def test_a_pruned_trial_reports_as_pruned_in_optuna_and_mlflow(tracking):
     assert frozen.state == TrialState.PRUNED and list(frozen.intermediate_values) == [0]
     [child] = mlflow.search_runs(filter_string="attributes.run_name = 'trial 0'", output_format="list")
     assert child.data.tags["trial_state"] == "PRUNED" and child.info.status == "FINISHED"
-    assert study.claim(study) is None, "no slot is left"
+    assert studies.claim(study) is None, "no slot is left"
 
 
 def test_a_trial_claimed_a_moment_ago_is_not_taken_for_dead(tracking):
@@ -85,7 +86,7 @@ def test_a_trial_claimed_a_moment_ago_is_not_taken_for_dead(tracking):
     study.enqueue_trial({})
     [waiting] = study.get_trials(states=(TrialState.WAITING,))
     assert study._storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
-    study.fail_stale_trials(study)
+    studies.fail_stale_trials(study)
     assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
 
 
@@ -152,7 +153,7 @@ def test_a_killed_search_resumes_and_marks_the_lost_trial_failed(tracking, mnist
     ]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = study.open_storage(str(journal))
+    storage = studies.open_storage(str(journal))
     deadline = time.monotonic() + 300
     while True:  # kill it in the middle of a trial, once that trial has its MLflow run
         assert first.poll() is None and time.monotonic() < deadline, "the search ended before it could be killed"
@@ -174,8 +175,9 @@ def test_a_killed_search_resumes_and_marks_the_lost_trial_failed(tracking, mnist
 
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"trial {running[0].number}: its worker" in result.stdout
-    trials = optuna.load_study(study_name="mnist-v3", storage=study.open_storage(str(journal))).get_trials()
+    # A message, not a result: it is logged on stderr (`pipeline.console`).
+    assert f"trial {running[0].number}: its worker" in result.stderr
+    trials = optuna.load_study(study_name="mnist-v3", storage=studies.open_storage(str(journal))).get_trials()
     states = [t.state for t in trials]
     assert states.count(TrialState.FAIL) == 1
     assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 3
@@ -199,7 +201,7 @@ def test_n_jobs_workers_on_one_machine_share_the_study(tracking, mnist, tmp_path
     )
     children = search_runs(parent.info.run_id)
     assert sorted(int(r.data.tags["optuna_trial"]) for r in children) == [0, 1, 2, 3]
-    trials = optuna.load_study(study_name="mnist-v1", storage=study.open_storage(str(journal))).get_trials()
+    trials = optuna.load_study(study_name="mnist-v1", storage=studies.open_storage(str(journal))).get_trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) + [t.state for t in trials].count(
         TrialState.PRUNED
     ) == 4 and len(trials) == 4
