@@ -2,6 +2,12 @@
 VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+# The Debian packages the project uses: Graphviz draws the layer diagrams; Fashion-MNIST's
+# offline source gives version 6 its non-digits. The tests also start a real PostgreSQL.
+SYSTEM_PACKAGES := graphviz dataset-fashion-mnist
+TEST_SYSTEM_PACKAGES := postgresql
 
 # `mlflow run` starts each step as `python -m pipeline...`: the venv's python must come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -10,19 +16,24 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/system-packages
+	scripts/system-packages $(SYSTEM_PACKAGES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+$(TEST_STAMP): $(STAMP)
+	scripts/system-packages $(TEST_SYSTEM_PACKAGES)
+	touch $@
+
 run: setup
-	mlflow run . --env-manager local
+	mlflow run . --env-manager local --experiment-name mnist
 
 lint: setup
 	ruff check .
 	ruff format --check .
 
-test: lint
+test: lint $(TEST_STAMP)
 	python -m pytest -q
 
 ui: setup

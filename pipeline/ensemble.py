@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from pipeline.analysis import evaluation
     from pipeline.data import datasets
+    from pipeline.serving.calibration import scaled
     from pipeline.serving.model import average_probabilities
     from pipeline.tracking import logged_model, tags
     from pipeline.training.loop import predict
@@ -116,11 +117,13 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
         versions = sorted({run.data.tags.get("version", "?") for run in runs})
+        name = f"ensemble of {len(runs)} (versions {', '.join(versions)})"
         mlflow.set_tags(
             {
                 **tags.environment_tags(),
                 "version": "ensemble",
-                "version_name": f"ensemble of {len(runs)} (versions {', '.join(versions)})",
+                "version_name": name,
+                "reject_class": str(networks[0].output_shape[-1] > len(dataset.classes)).lower(),
                 "validation_set": runs[0].data.tags["validation_set"],
             }
         )
@@ -139,37 +142,33 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_table(
             {"member": list(range(1, len(networks) + 1)), "test_accuracy": member_accuracies}, "ensemble/members.json"
         )
+        # Calibrated first, so that the test figures are those of the model as served.
+        temperature = logged_model.calibrate(networks, (splits.validation_images, splits.validation_labels), args.tta)
         result = evaluation.log_test_evaluation(
-            average_probabilities(networks, splits.test_images, args.tta),
+            scaled(average_probabilities(networks, splits.test_images, args.tta), temperature),
             splits.test_images,
             splits.test_labels,
             dataset.classes,
             title=f"ensemble of {len(runs)}",
         )
-        temperature = logged_model.calibrate(networks, (splits.validation_images, splits.validation_labels), args.tta)
         info = logged_model.log_model(
             networks,
             splits.test_images[:3],
             temperature,
-            logged_model.REGISTERED_MODEL if args.register else None,
+            dataset.name if args.register else None,
             tta=args.tta,
         )
         model_version = None
         if args.register:
-            model_version = logged_model.register_tags(
-                info,
-                {
-                    "version": "ensemble",
-                    "runs": ",".join(args.runs),
-                    "run_id": mlflow.active_run().info.run_id,
-                },
+            model_version = logged_model.describe_version(
+                dataset.name, info, "ensemble", name, {"runs": ",".join(args.runs)}
             )
     for number, accuracy in enumerate(member_accuracies):
         print(f"member {number + 1}: test accuracy {accuracy:.2%}")
     validated = f"validation accuracy {validation.accuracy:.2%}, " if validation is not None else ""
     print(f"ensemble of {len(networks)}: {validated}test accuracy {result.accuracy:.2%} ({result.errors} errors)")
     if model_version is not None:
-        print(f"registered as version {model_version} of the model `mnist`")
+        print(f"registered as models:/{dataset.name}/{model_version} (the registry's number)")
 
 
 if __name__ == "__main__":

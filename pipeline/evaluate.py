@@ -84,9 +84,9 @@ def evaluate_test_set(model: mlflow.pyfunc.PyFuncModel, args: argparse.Namespace
     except datasets.DatasetError as error:
         sys.exit(f"evaluate: cannot evaluate {args.model_uri}: {error}")
     tags.log_params({"model_uri": args.model_uri, "dataset": dataset.name, "subset": args.subset})
-    lineage.log_dataset(dataset, arrays)
     count = args.subset or len(arrays.test_labels)
     images = scaled(arrays.test_images[:count])
+    lineage.log_part(dataset, "test", "testing", images, arrays.test_labels[:count], 0)
     result = evaluation.log_test_evaluation(
         model.unwrap_python_model().probabilities(images),
         images,

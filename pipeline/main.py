@@ -1,12 +1,19 @@
-"""Entry point `main` (what `mlflow run .` runs): prep, train versions 1 to 4 and 6, promote the best.
+"""Entry point `main` (what `make run` runs): prep, train versions 1 to 4 and 6, promote the best.
 
-    mlflow run . --env-manager local
+    mlflow run . --env-manager local --experiment-name mnist
     mlflow run . -P versions=1,2 -P epochs=1 -P subset=5000 --env-manager local
 
 Each step is an `mlflow.run` of its own entry point, so it becomes a run nested
-under this one. A `prep` or `train` step that already finished with the same
-parameters, from the same commit of a clean work tree, is reused instead of rerun
-(`-P reuse=false` reruns everything); `promote` always runs.
+under this one. The versions that can say "not a digit" (6) are trained first and
+promoted at once, so that a Production model for people's images is ready to
+serve early; the others follow, then `promote` runs again. Without Fashion-MNIST
+(its offline source is Debian's `dataset-fashion-mnist`) version 6 is skipped,
+said in one line, and the rest runs.
+
+A `prep` or `train` step that already finished with the same parameters — every
+one the step resolved, not only those typed — on the same data, from the same
+commit of a clean work tree, is reused instead of rerun (`-P reuse=false` reruns
+everything); `promote` always runs.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import subprocess
-import sys
+import time
 from typing import TYPE_CHECKING
 
 from pipeline import console
@@ -28,6 +35,14 @@ log = logging.getLogger("pipeline.main")
 DEFAULT_VERSIONS = "1,2,3,4,6"
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 COMMIT_TAG = "mlflow.source.git.commit"
+
+# Minutes each step of `make run` took on a 2-core AMD EPYC virtual machine (2026-12-02,
+# with everything a step does besides training); versions 0 and 5 from BENCHMARKS.md's runs.
+STEP_MINUTES = {"prep": 1.0, "promote": 0.5, 0: 3.0, 1: 1.0, 2: 2.0, 3: 12.0, 4: 1.0, 5: 13.0, 6: 15.0}
+
+
+class StepFailed(RuntimeError):
+    """A nested step exited with an error; its own output says why."""
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -56,25 +71,102 @@ def main(argv: list[str] | None = None) -> None:
     console.configure(args.verbosity)
     import mlflow
 
+    from pipeline.tracking import tags
     from pipeline.training import versions
 
-    with mlflow.start_run() as parent:
+    readers = [number for number in args.versions if versions.get(number).reject_class]
+    others = [number for number in args.versions if number not in readers]
+    print(estimate(readers, others, full=not (args.epochs or args.subset)))
+    started = time.monotonic()
+    with mlflow.start_run(run_name="main") as parent:
         experiment = parent.info.experiment_id
-        run_step("prep", {"dataset": "mnist"}, experiment, args.reuse)
-        if any(versions.get(number).reject_class for number in args.versions):
-            # Non-digits to learn "not a digit" from.
-            run_step("prep", {"dataset": "fashion-mnist"}, experiment, args.reuse)
-        for number in args.versions:
-            parameters = {"version": number, "subset": args.subset, "validation": args.validation}
-            if args.epochs:
-                parameters["epochs"] = args.epochs
-            run_step("train", parameters, experiment, args.reuse)
-        run_step("promote", {}, experiment, reuse=False)
+        tags.mark_model_training(experiment)
+        try:
+            run_step("prep", {"dataset": "mnist", "source_dir": ""}, experiment, args.reuse)
+            if readers:
+                try:  # non-digits to learn "not a digit" from
+                    run_step("prep", {"dataset": "fashion-mnist", "source_dir": ""}, experiment, args.reuse)
+                except StepFailed:
+                    log.warning(
+                        'skipping version %s: it learns "not a digit" from Fashion-MNIST, which could not be '
+                        "fetched (install Debian's dataset-fashion-mnist, or see the README's Data)",
+                        ", ".join(map(str, readers)),
+                    )
+                    readers = []
+            for number in readers:
+                run_step("train", train_parameters(number, args), experiment, args.reuse)
+            if readers and promoted(experiment):
+                print(ready(started, others))
+            for number in others:
+                run_step("train", train_parameters(number, args), experiment, args.reuse)
+            if others:
+                promoted(experiment)
+        except StepFailed as error:
+            raise SystemExit(f"main: {error}; its output is above") from None
+    minutes = (time.monotonic() - started) / 60
     print(
-        "\nDone. With .venv activated (or through `make ui` and `make serve`):\n"
-        "  compare the runs:            mlflow ui --port 5000, then open http://127.0.0.1:5000\n"
+        f"\nDone in {minutes:.0f} minutes. With .venv activated (or through `make ui` and `make serve`):\n"
+        f"  compare the runs:            mlflow ui --port 5000, then open http://127.0.0.1:5000/#/experiments/{experiment}\n"
         "  serve the Production model:  mlflow models serve -m models:/mnist/Production --env-manager local --port 5001"
     )
+
+
+def estimate(readers: list[int], others: list[int], full: bool) -> str:
+    """How long the main job will take on a 2-core CPU, and where the time goes."""
+    if not full:
+        return "main: a quick run (epochs or subset given): a few minutes"
+    steps = [("prep MNIST", STEP_MINUTES["prep"])]
+    if readers:
+        steps.append(("prep Fashion-MNIST", STEP_MINUTES["prep"]))
+    steps += [(f"version {number}", STEP_MINUTES[number]) for number in readers + others]
+    steps.append(("promote", STEP_MINUTES["promote"] * (1 + bool(readers and others))))
+    total = sum(minutes for _, minutes in steps)
+    where = ", ".join(f"{name} {minutes:g}" for name, minutes in steps)
+    first = ""
+    if readers:
+        ready_after = sum(STEP_MINUTES[key] for key in ["prep", "prep", *readers, "promote"])
+        first = f"; a Production model that reads people's images is ready after about {ready_after:.0f}"
+    return f"main: about {total:.0f} minutes on 2 cores ({where}){first}"
+
+
+def ready(started: float, others: list[int]) -> str:
+    import mlflow
+
+    from pipeline.tracking.promotion import ALIAS
+
+    serving = mlflow.MlflowClient().get_model_version_by_alias("mnist", ALIAS)
+    rest = f"; versions {', '.join(map(str, others))} train next" if others else ""
+    return (
+        f"\nmain: ready to serve after {(time.monotonic() - started) / 60:.0f} minutes: models:/mnist/Production "
+        f"is registry version {serving.version} ({serving.description or 'no description'}).\n"
+        f"  In another terminal: make serve{rest}."
+    )
+
+
+def promoted(experiment_id: str) -> bool:
+    """Run `promote`; False (its reason on the console) when nothing could be promoted."""
+    try:
+        run_step("promote", {}, experiment_id, reuse=False)
+    except StepFailed:
+        log.warning("no model was promoted; the reason is above")
+        return False
+    return True
+
+
+def train_parameters(number: int, args: argparse.Namespace) -> dict:
+    """Every parameter of a `train` step as the main job runs it: a reused run must match them all."""
+    parameters = {
+        "version": number,
+        "seed": 0,
+        "validation": args.validation,
+        "subset": args.subset,
+        "dataset": "mnist",
+        "params_from": "",
+        "register": "true",
+    }
+    if args.epochs:
+        parameters["epochs"] = args.epochs
+    return parameters
 
 
 def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse: bool) -> mlflow.entities.Run:
@@ -84,7 +176,8 @@ def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse: bool
 
     parameters = {key: str(value) for key, value in parameters.items()}
     if reuse:
-        previous = finished_run(entry_point, parameters, experiment_id)
+        params, tags = resolved(entry_point, parameters)
+        previous = finished_run(entry_point, params, tags, experiment_id)
         if previous is not None:
             log.info("%s %s: reusing finished run %s", entry_point, parameters, previous.info.run_id)
             return previous
@@ -94,12 +187,49 @@ def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse: bool
             ".", entry_point, parameters=parameters, env_manager="local", experiment_id=experiment_id
         )
     except ExecutionException as error:
-        sys.exit(f"main: step {entry_point} {parameters} failed ({error}); its output is above")
+        raise StepFailed(f"step {entry_point} {parameters} failed ({error})") from None
     return mlflow.get_run(submitted.run_id)
 
 
-def finished_run(entry_point: str, parameters: dict, experiment_id: str) -> mlflow.entities.Run | None:
-    """A finished run of `entry_point` with these parameters from this commit, if the work tree is clean."""
+def resolved(entry_point: str, parameters: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The params and tags a finished run of the step must have had to be reused in its place.
+
+    For `train`: every setting the version resolves (epochs, learning rate, schedule,
+    augmentation, layers...), not only the parameters typed, and the digest of the
+    data it trained and validated on; for `prep`, the dataset's digest.
+    """
+    import shlex
+
+    from pipeline.data import datasets
+
+    typed = {key: shlex.quote(value) for key, value in parameters.items()}  # `mlflow run` logs them shell-quoted
+    if entry_point == "prep":
+        return typed, {"dataset_digest": datasets.digest(datasets.get(parameters["dataset"]))}
+    if entry_point != "train":
+        return typed, {}
+    from pipeline.tracking import lineage
+    from pipeline.training import versions
+    from pipeline.training.settings import Settings, resolved_architecture
+
+    number = int(parameters["version"])
+    settings = Settings.for_version(
+        number,
+        epochs=int(parameters["epochs"]) if "epochs" in parameters else None,
+        seed=int(parameters["seed"]),
+        validation=int(parameters["validation"]),
+        subset=int(parameters["subset"]),
+    )
+    layers = resolved_architecture(versions.get(number))
+    params = {key: str(value) for key, value in {**settings.params(), **layers}.items()}
+    dataset = datasets.get(parameters["dataset"])
+    tags = {"validation_set": lineage.validation_set(dataset, settings.subset, settings.validation)}
+    return {**params, **typed}, tags
+
+
+def finished_run(
+    entry_point: str, params: dict[str, str], tags: dict[str, str], experiment_id: str
+) -> mlflow.entities.Run | None:
+    """A finished run of `entry_point` with exactly these params and tags, from this commit of a clean tree."""
     import mlflow
 
     commit = clean_commit()
@@ -110,11 +240,15 @@ def finished_run(entry_point: str, parameters: dict, experiment_id: str) -> mlfl
         filter_string=f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}' and attributes.status = 'FINISHED'",
         output_format="list",
     )
+    wanted_tags = {**tags, COMMIT_TAG: commit}
     for run in runs:
-        same_params = all(run.data.params.get(key) == value for key, value in parameters.items())
-        if same_params and run.data.tags.get(COMMIT_TAG) == commit:
+        if matches(run.data.params, params) and matches(run.data.tags, wanted_tags):
             return run
     return None
+
+
+def matches(recorded: dict[str, str], wanted: dict[str, str]) -> bool:
+    return all(recorded.get(key) == value for key, value in wanted.items())
 
 
 def clean_commit() -> str | None:

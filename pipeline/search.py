@@ -2,7 +2,7 @@
 
     mlflow run . -e search -P version=3 -P n_trials=20 -P epochs=3 --env-manager local
     mlflow run . -e search -P version=3 -P n_trials=20 -P n_jobs=2 --env-manager local
-    mlflow run . -e search -P storage=postgresql://user:pass@db/optuna -P study=wide --env-manager local
+    PGPASSWORD=... mlflow run . -e search -P storage=postgresql://user@db/optuna -P study=wide --env-manager local
 
 The search is this MLflow run; each trial is a nested run with its parameters,
 per-epoch metrics, state and duration. At the end this run logs the best
@@ -10,6 +10,10 @@ configuration, the trials table and Optuna's plots, and (`train_best=true`)
 trains the best configuration with the version's full epochs, registered as a new
 version of `mnist`. Rerunning with the same `study` continues it; several
 processes or machines sharing `storage` share its trials (see `pipeline.tuning`).
+
+A storage URL never holds a password: `mlflow run` records and prints every `-P`
+as typed. PostgreSQL reads it from `PGPASSWORD` or `~/.pgpass`; a URL with one is
+refused before anything is opened.
 """
 
 from __future__ import annotations
@@ -68,6 +72,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     console.configure(args.verbosity)
+    if password_in(args.storage):
+        sys.exit(
+            f"search: the storage URL {redacted(args.storage)} holds a password, and `mlflow run` records every "
+            f"-P as typed: leave it out of the URL and give it in PGPASSWORD or ~/.pgpass (see the README); "
+            f"if this ran through `mlflow run`, delete the run it recorded (mlflow runs delete, then mlflow gc)"
+        )
     import mlflow
 
     from pipeline.tracking import tags
@@ -89,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
             tracking_uri=mlflow.get_tracking_uri(),
             deadline=time.time() + args.timeout if args.timeout else float("inf"),
         )
-        tags.log_params({**vars(args), "study": plan.study, "storage": redacted(plan.storage)})
-        mlflow.set_tags({"optuna_study": plan.study, "version": str(args.version)})
+        tags.log_params({**vars(args), "study": plan.study, "storage": plan.storage})
+        # `mlflow run` logged the defaults as typed (""); the tags say what was used.
+        mlflow.set_tags({"optuna_study": plan.study, "optuna_storage": plan.storage, "version": str(args.version)})
         try:
             study = workers.search(plan, n_jobs=args.n_jobs)
             best = summary.summarize(study)
@@ -112,15 +123,17 @@ def main(argv: list[str] | None = None) -> None:
             summary.train_best(best, run.info.run_id, args.seed, args.validation, args.subset)
 
 
-def redacted(storage: str) -> str:
-    """The storage URL without its password, fit to log."""
-    from urllib.parse import urlsplit, urlunsplit
+def password_in(storage: str) -> bool:
+    from urllib.parse import urlsplit
 
-    parts = urlsplit(storage)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return storage
+    return "://" in storage and urlsplit(storage).password is not None
+
+
+def redacted(storage: str) -> str:
+    """The storage URL without what follows the user name, fit to print."""
+    scheme, _, rest = storage.partition("://")
+    user, at, host = rest.rpartition("@")
+    return f"{scheme}://{user.split(':')[0]}:***@{host}" if at else storage
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
     python -m pipeline.train --version 1 --subset 2000 --epochs 1
 
 Logs parameters, per-epoch metrics (step = epoch), test metrics, figures, the
-model summary and the model itself, registered as a new version of `mnist`. At
-the end it prints the seed's published figures beside this run's.
+model summary and the model itself, registered as a new version of `mnist` (of
+`fashion-mnist` for a clothing model). At the end it prints the seed's published
+figures beside this run's.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     print(comparison(versions.get(settings.version), outcome))
     if outcome.model_version is not None:
         print(
-            f"registered as version {outcome.model_version} of the model `mnist`; "
+            f"registered as models:/{args.dataset}/{outcome.model_version} (the registry's number); "
             f"`mlflow run . -e promote` puts the best in Production"
         )
 

@@ -108,7 +108,14 @@ def test_a_whole_number_is_read_digit_by_digit(model_uri, mnist, tmp_path):
     expected = "".join(str(label) for label in mnist.test_labels[indices])
     read = "".join(str(digit["digit"]) for digit in answer["digits"])
     assert sum(a == b for a, b in zip(read, expected)) >= len(expected) - 1, (read, expected)
-    assert answer["number"] in (None, read)
+    # The number stands only if every digit is confident enough; else it is refused, naming the digit.
+    unsure = [index for index, digit in enumerate(answer["digits"]) if digit["confidence"] < 0.5]
+    if unsure:
+        assert answer["number"] is None and answer["rejected"] and f"digit {unsure[0] + 1} of 6" in answer["reason"]
+    else:
+        assert answer["number"] == read and not answer["rejected"]
+    (anything,) = json.loads(predict(model_uri, path, "--number", "--json", "--threshold", "0").stdout)
+    assert anything["number"] == read, "with threshold 0 the number is always read"
     for digit, (x, *_) in zip(answer["digits"], boxes):
         assert abs(digit["box"][0] - x) <= 10 and len(digit["box"]) == 4
     plain = predict(model_uri, path, "--number").stdout.strip()

@@ -72,10 +72,16 @@ def as_images(batch: object) -> np.ndarray:
 
 
 def decoded(cell: object, row: int) -> np.ndarray:
-    """The grayscale image in one `image` cell: base64 text (or raw bytes) of an image file."""
+    """The grayscale image in one `image` cell: base64 text (or raw bytes) of an image file.
+
+    The text may be wrapped in lines (as `base64` and MIME write it) and may be a
+    data URL (`data:image/png;base64,...`, as browsers write it).
+    """
     if isinstance(cell, str):
+        if cell.startswith("data:") and ";base64," in cell[:100]:
+            cell = cell.split(";base64,", 1)[1]
         try:
-            cell = base64.b64decode(cell, validate=True)
+            cell = base64.b64decode("".join(cell.split()), validate=True)
         except binascii.Error as error:
             raise InputError(f"row {row}: the image is not valid base64: {error}") from None
     if not isinstance(cell, (bytes, bytearray)):

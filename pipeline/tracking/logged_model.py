@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.serving import calibration, reading
 from pipeline.serving.model import KERAS_ARTIFACT, DigitRecognizer, average_probabilities
 
-REGISTERED_MODEL = "mnist"
+REGISTERED_MODEL = "mnist"  # digit readers; a model of another dataset is registered under that dataset's name
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,30 @@ def log_model(
         )
 
 
-def register_tags(model_info: mlflow.models.model.ModelInfo, tags: dict) -> str:
-    """Tag the model version that `log_model(..., registered_model_name=...)` created; return its number."""
+def describe_version(
+    name: str, model_info: mlflow.models.model.ModelInfo, project_version: str, project_name: str, tags: dict
+) -> str:
+    """Describe and tag the registered version that `log_model` created; return the registry's number for it.
+
+    The registry numbers every registration (`models:/mnist/7`); the description and
+    the `project_version` tag say which of the project's versions was trained.
+    """
     client = mlflow.MlflowClient()
-    version = model_info.registered_model_version
-    for key, value in tags.items():
-        client.set_model_version_tag(REGISTERED_MODEL, version, key, str(value))
-    return version
+    number = model_info.registered_model_version
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=REGISTRY_DESCRIPTION)
+    run_id = mlflow.active_run().info.run_id
+    client.update_model_version(
+        name, number, description=f"project version {project_version} ({project_name}), trained in run {run_id}"
+    )
+    every = {"project_version": project_version, "project_version_name": project_name, "run_id": run_id, **tags}
+    for key, value in every.items():
+        client.set_model_version_tag(name, number, key, str(value))
+    return number
+
+
+REGISTRY_DESCRIPTION = (
+    "Registry versions count registrations: models:/<name>/7 is the 7th model registered, "
+    "whatever was trained. Each version's description and `project_version` tag say which of the "
+    "project's versions (1-6, or an ensemble) it is. See the project's README, Promotion."
+)

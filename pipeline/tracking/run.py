@@ -58,17 +58,19 @@ def train_tracked(
     version = versions.get(settings.version)
     layers = resolved_architecture(version, architecture)
 
+    tags.mark_model_training(mlflow.active_run().info.experiment_id)
     tags.log_params({**settings.params(), "dataset": dataset.name, **layers})
     mlflow.set_tags(
         {
             **tags.environment_tags(),
             "version": str(version.number),
             "version_name": version.name,
+            "reject_class": str(version.reject_class).lower(),
             # Promotion compares validation accuracies only between models measured on the same images.
             "validation_set": lineage.validation_set(dataset, settings.subset, settings.validation),
         }
     )
-    lineage.log_dataset(dataset, arrays)
+    lineage.log_splits(dataset, splits)
 
     started = time.perf_counter()
     model, history = fit(settings, splits, architecture=layers, callbacks=[EpochMetrics()])
@@ -79,21 +81,19 @@ def train_tracked(
     figures.log(figures.learning_curves(history, title=title), "figures/learning_curves.png")
     log_architecture(model)
 
-    probabilities = predict(model, splits.test_images)
+    # Calibrated first, so that the test figures are those of the model as served (and as `evaluate` measures it).
+    temperature = logged_model.calibrate([model], (splits.validation_images, splits.validation_labels))
+    probabilities = calibration.scaled(predict(model, splits.test_images), temperature)
     result = evaluation.log_test_evaluation(
         probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
     )
-    temperature = logged_model.calibrate([model], (splits.validation_images, splits.validation_labels))
     if version.reject_class:
         log_rejection(model, splits, settings.seed, temperature)
-    info = logged_model.log_model(
-        [model], splits.test_images[:3], temperature, logged_model.REGISTERED_MODEL if register else None
-    )
+    # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
+    info = logged_model.log_model([model], splits.test_images[:3], temperature, dataset.name if register else None)
     model_version = None
     if register:
-        model_version = logged_model.register_tags(
-            info, {"version": version.number, "version_name": version.name, "run_id": mlflow.active_run().info.run_id}
-        )
+        model_version = logged_model.describe_version(dataset.name, info, str(version.number), version.name, {})
     return Outcome(model, history, train_seconds, result, model_version)
 
 

@@ -27,6 +27,16 @@ def log_params(params: dict) -> None:
     mlflow.log_params({key: value for key, value in params.items() if key not in existing})
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
+
+def mark_model_training(experiment_id: str) -> None:
+    """Tell MLflow's UI that the experiment trains models, so it opens on its runs, not on the GenAI view."""
+    client = mlflow.MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+
+
 def environment_tags() -> dict[str, str]:
     """Where and with what a run computed: software versions, processor, threads, source commit."""
     import keras

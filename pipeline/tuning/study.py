@@ -71,11 +71,12 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         for attempt in range(1, 6):
             try:
                 return optuna.storages.RDBStorage(storage)
-            except sqlalchemy.exc.DBAPIError:
+            except sqlalchemy.exc.DBAPIError as error:
                 # Workers starting at once on an empty database race to create Optuna's tables;
                 # the losers find them made on the next try.
                 if attempt == 5:
-                    raise
+                    reason = str(error.orig).strip().splitlines()[0]
+                    raise SearchError(f"cannot open the storage: {reason}") from None
                 time.sleep(attempt)
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend

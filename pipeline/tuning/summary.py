@@ -105,7 +105,7 @@ def train_best(best: dict, parent_run_id: str, seed: int = 0, validation: int = 
         mlflow.log_param("params_from", parent_run_id)
         outcome = train_tracked(settings, architecture=architecture, register=True)
     log.info(
-        "best configuration trained for %d epochs: val_accuracy %.4f, registered as version %s of `mnist`",
+        "best configuration trained for %d epochs: val_accuracy %.4f, registered as models:/mnist/%s",
         settings.epochs,
         outcome.history["val_accuracy"][-1],
         outcome.model_version,
