@@ -26,10 +26,24 @@ def test_zero_strength_is_the_identity(digits, augmentation):
     np.testing.assert_array_equal(np.asarray(augment(digits, [1, 2], augmentation)), digits)
 
 
-def test_each_variation_alone_at_zero_draws_changes_nothing_but_its_own(digits):
-    for name in ("rotation", "scale", "stretch", "shear", "translation", "thickness", "elastic"):
-        varied = np.asarray(augment(digits, [3, 4], Augmentation(**{name: 0.5})))
-        assert not np.array_equal(varied, digits), name
+def test_each_transform_at_zero_strength_is_the_identity(digits):
+    # Past the early return of `augment`: the transforms themselves, with nothing to do.
+    import tensorflow as tf
+
+    from pipeline.training.augmentation import random_affine, random_elastic, random_thickness
+
+    seed = tf.constant([3, 4])
+    images = tf.constant(digits)
+    np.testing.assert_allclose(np.asarray(random_affine(images, seed, Augmentation())), digits, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(random_elastic(images, seed, 0.0)), digits, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(random_thickness(images, seed, 0.0)), digits, atol=1e-6)
+
+
+def test_each_variation_alone_changes_the_digits(digits):
+    strengths = {"rotation": 10, "scale": 0.1, "stretch": 0.3, "shear": 0.15, "translation": 2.5}
+    for name, strength in {**strengths, "thickness": 0.5, "elastic": 34}.items():
+        varied = np.asarray(augment(digits, [3, 4], Augmentation(**{name: strength})))
+        assert np.abs(varied - digits).max() > 0.1, name
 
 
 def test_same_seed_same_output_other_seed_other_output(digits):

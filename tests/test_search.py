@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,41 +53,97 @@ def tiny_splits():
     return split(Arrays(images, labels, images[:20], labels[:20]), validation=20)
 
 
+def memory_study(*params, **options):
+    """A study in memory with one waiting trial per `params` (a dict, or {} for the sampler to choose)."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, direction="maximize", **options)
+    for fixed in params:
+        study.enqueue_trial(fixed)
+    return study, storage
+
+
+def plan_for(parent, tracking, **changes):
+    return studies.Plan(
+        **{
+            "version": 1,
+            "study": "s",
+            "storage": "",
+            "n_trials": 1,
+            "epochs": 3,
+            "seed": 0,
+            "validation": 20,
+            "subset": 0,
+            "parent_run_id": parent.info.run_id,
+            "experiment_id": parent.info.experiment_id,
+            "tracking_uri": tracking,
+            **changes,
+        }
+    )
+
+
 def test_a_pruned_trial_reports_as_pruned_in_optuna_and_mlflow(tracking):
     # A threshold no accuracy reaches: every trial is pruned after its first epoch.
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.1))
-    study.enqueue_trial({})
-    trial = studies.claim(study)
+    study, storage = memory_study({}, pruner=optuna.pruners.ThresholdPruner(lower=1.1))
+    trial, _ = studies.claim(study, storage, "worker")
     with mlflow.start_run() as parent:
-        plan = studies.Plan(
-            version=1,
-            study="prune",
-            storage="",
-            n_trials=1,
-            epochs=3,
-            seed=0,
-            validation=20,
-            subset=0,
-            parent_run_id=parent.info.run_id,
-            experiment_id=parent.info.experiment_id,
-            tracking_uri=tracking,
-        )
-        workers.run_trial(study, trial, plan, tiny_splits())
+        workers.run_trial(study, trial, plan_for(parent, tracking), tiny_splits())
     [frozen] = study.get_trials()
     assert frozen.state == TrialState.PRUNED and list(frozen.intermediate_values) == [0]
     [child] = mlflow.search_runs(filter_string="attributes.run_name = 'trial 0'", output_format="list")
     assert child.data.tags["trial_state"] == "PRUNED" and child.info.status == "FINISHED"
-    assert studies.claim(study) is None, "no slot is left"
+    assert studies.claim(study, storage, "worker") is None, "no slot is left"
+
+
+def test_a_claim_from_a_stale_list_skips_what_another_worker_finished(monkeypatch):
+    study, storage = memory_study({}, {})
+    snapshot = study.get_trials(deepcopy=True, states=(TrialState.WAITING,))
+    first, _ = studies.claim(study, storage, "other")
+    study.tell(first, 0.5)  # another worker took trial 0 and finished it since the snapshot
+    monkeypatch.setattr(study, "get_trials", lambda **_: snapshot)
+    trial, _ = studies.claim(study, storage, "me")
+    assert trial.number == 1
+
+
+def test_a_silent_trial_is_failed_and_queued_again_with_its_parameters(tracking, monkeypatch):
+    baseline = {"units": 77, "learning_rate": 0.002}
+    study, storage = memory_study(baseline)
+    trial, trial_id = studies.claim(study, storage, "gone")
+    trial.suggest_int("units", 32, 1024, log=True)
+    trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True)
+    trial.set_user_attr("baseline", True)
+    with mlflow.start_run() as run:
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+    stamped = time.time()
+    storage.set_trial_user_attr(trial_id, "heartbeat", stamped)
+    with monkeypatch.context() as later:  # its worker never stamps it again
+        later.setattr(time, "time", lambda: stamped + studies.STALE_SECONDS + 1)
+        studies.fail_stale_trials(study, storage)
+    failed, again = study.get_trials()
+    assert failed.state == TrialState.FAIL and again.state == TrialState.WAITING
+    assert again.params == baseline and again.user_attrs["baseline"] is True, "the baseline stays the baseline"
+    stopped = mlflow.get_run(run.info.run_id)
+    assert stopped.info.status == "FAILED" and stopped.data.tags["trial_state"] == "FAIL"
+    claimed, _ = studies.claim(study, storage, "next")
+    assert claimed.suggest_int("units", 32, 1024, log=True) == 77, "the replacement runs the same configuration"
+
+
+def test_a_stamped_trial_is_alive_whatever_its_host_and_process(tracking):
+    # A worker in another container with the same host name and a process id this machine does not have.
+    study, storage = memory_study({})
+    trial, trial_id = studies.claim(study, storage, f"{socket.gethostname()}:999999999:abcd1234")
+    storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - studies.STALE_SECONDS / 2)
+    studies.fail_stale_trials(study, storage)
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]
 
 
 def test_a_trial_claimed_a_moment_ago_is_not_taken_for_dead(tracking):
-    # Between the claim (WAITING -> RUNNING) and its first user attributes, another worker
-    # starting up must not mistake the trial for one whose worker is gone.
-    study = optuna.create_study(direction="maximize")
-    study.enqueue_trial({})
+    # A replacement carries its predecessor's old stamp until its new worker stamps it: the claim counts.
+    study, storage = memory_study({})
     [waiting] = study.get_trials(states=(TrialState.WAITING,))
-    assert study._storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
-    studies.fail_stale_trials(study)
+    trial_id = studies.trial_id(storage, study, waiting.number)
+    storage.set_trial_user_attr(trial_id, "heartbeat", time.time() - 10 * studies.STALE_SECONDS)
+    assert storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+    studies.fail_stale_trials(study, storage)
     assert [trial.state for trial in study.get_trials()] == [TrialState.RUNNING]
 
 
@@ -205,3 +262,46 @@ def test_n_jobs_workers_on_one_machine_share_the_study(tracking, mnist, tmp_path
     assert [t.state for t in trials].count(TrialState.COMPLETE) + [t.state for t in trials].count(
         TrialState.PRUNED
     ) == 4 and len(trials) == 4
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_a_stopped_parallel_search_queues_every_interrupted_trial_again(tracking, mnist, tmp_path, stop):
+    """Ctrl-C reaches every process of the terminal's group; `kill` reaches the first process only."""
+    journal = tmp_path / "study.journal"
+    command = [
+        sys.executable, "-m", "pipeline.search", "--version", "3", "--n-trials", "3", "--epochs", "3",
+        "--subset", "4000", "--validation", "500", "--storage", str(journal), "--n-jobs", "2",
+        "--train-best", "false",
+    ]  # fmt: skip
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    search = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    storage = studies.open_storage(str(journal))
+    deadline = time.monotonic() + 300
+    while True:  # stop it once both workers are in a trial with its MLflow run
+        assert search.poll() is None and time.monotonic() < deadline, "the search ended before it could be stopped"
+        try:
+            trials = optuna.load_study(study_name="mnist-v3", storage=storage).get_trials()
+        except KeyError:  # the study does not exist yet
+            trials = []
+        if sum(t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs for t in trials) == 2:
+            break
+        time.sleep(0.5)
+    if stop == "ctrl-c":
+        os.killpg(search.pid, signal.SIGINT)
+    else:
+        search.send_signal(signal.SIGTERM)
+    _, stderr = search.communicate(timeout=300)
+    assert search.returncode != 0 and "search: stopped" in stderr, stderr[-3000:]
+
+    trials = optuna.load_study(study_name="mnist-v3", storage=studies.open_storage(str(journal))).get_trials()
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(failed) == 2 and not [t for t in trials if t.state == TrialState.RUNNING]
+    # Each interrupted trial is queued again with its parameters, besides the slot never claimed.
+    assert len(waiting) == 3
+    assert sorted(str(t.params) for t in failed) == sorted(str(t.params) for t in waiting if t.params)
+    for baseline in [t for t in failed if t.number == 0]:
+        assert [t.user_attrs.get("baseline") for t in waiting if t.params == baseline.params] == [True]
+    for trial in failed:
+        stopped = mlflow.get_run(trial.user_attrs["mlflow_run_id"])
+        assert stopped.info.status == "FAILED" and stopped.data.tags["trial_state"] == "FAIL"

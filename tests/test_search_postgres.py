@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -16,6 +17,7 @@ from conftest import BIN, REPO
 from optuna.trial import TrialState
 
 TRIALS = 6
+ROLE, SECRET = "searcher", "Sw0rdfish-4829"
 
 
 def free_port():
@@ -54,6 +56,9 @@ def postgres():
         check=True,
         capture_output=True,
     )
+    # The role `searcher` must give its password; the first matching line of pg_hba.conf decides.
+    hba = data / "pg_hba.conf"
+    hba.write_text(f"host all {ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
     subprocess.run(
         [
             *as_postgres,
@@ -77,6 +82,12 @@ def postgres():
                 check=True,
                 capture_output=True,
             )
+        as_superuser = [bin_dir / "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c"]
+        subprocess.run(
+            [*as_superuser, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{SECRET}'"], check=True, capture_output=True
+        )
+        for database in ("secret_mlflow", "secret_optuna"):
+            subprocess.run([*as_superuser, f"CREATE DATABASE {database} OWNER {ROLE}"], check=True, capture_output=True)
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run([*as_postgres, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True)
@@ -169,3 +180,66 @@ def test_two_workers_share_one_study_exactly(postgres, tracking_server, mnist, m
         assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
         assert child.data.tags["trial_state"] == trial.state.name
     mlflow.set_tracking_uri(None)
+
+
+def everything_recorded(uri, experiment_id, folder):
+    """Every param, tag and metric key of every run, and the bytes of every artifact, as one text."""
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    texts = []
+    for run in client.search_runs([experiment_id]):
+        texts += [repr(run.data.params), repr(run.data.tags), repr(sorted(run.data.metrics))]
+        texts.append(repr([(i.dataset.name, i.dataset.source) for i in run.inputs.dataset_inputs]))
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, dst_path=str(folder / run.info.run_id), tracking_uri=uri
+        )
+        texts += [path.read_bytes().decode("latin-1") for path in Path(local).rglob("*") if path.is_file()]
+    for version in client.search_model_versions():
+        texts += [repr(version.tags), version.description or "", version.source]
+    return "\n".join(texts)
+
+
+def test_a_password_never_reaches_the_record(postgres, mnist, tmp_path):
+    """Through `mlflow run`, a search on a store and a storage whose role needs a password: it is given in
+    PGPASSWORD for Optuna's storage, and it is in MLFLOW_TRACKING_URI, as on many a worker machine."""
+    host = postgres.rsplit("@", 1)[1]
+    tracking = f"postgresql://{ROLE}:{SECRET}@{host}/secret_mlflow"
+    storage = f"postgresql://{ROLE}@{host}/secret_optuna"
+    experiment = mlflow.MlflowClient(tracking_uri=tracking).create_experiment(
+        "secret", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", MLFLOW_TRACKING_URI=tracking, PGPASSWORD=SECRET)
+    command = [
+        BIN / "mlflow", "run", ".", "-e", "search", "--env-manager", "local", "--experiment-id", experiment,
+        "-P", "version=1", "-P", "n_trials=2", "-P", "epochs=1", "-P", "subset=600", "-P", "validation=100",
+        "-P", f"storage={storage}",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert SECRET not in result.stdout + result.stderr
+    recorded = everything_recorded(tracking, experiment, tmp_path / "downloaded")
+    assert "secret_optuna" in recorded and SECRET not in recorded
+    [parent] = mlflow.MlflowClient(tracking_uri=tracking).search_runs(
+        [experiment], filter_string="attributes.run_name = 'search v1'"
+    )
+    assert parent.data.tags["optuna_storage"] == storage and parent.data.tags["optuna_study"] == "mnist-v1"
+
+    # A password in the storage URL is refused before anything is opened, without repeating it.
+    with_password = f"postgresql://{ROLE}:{SECRET}@{host}/secret_optuna"
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipeline.search", "--storage", with_password, "--version", "1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 1 and SECRET not in refused.stdout + refused.stderr
+    assert f"postgresql://{ROLE}:***@{host}/secret_optuna holds a password" in refused.stderr
+    assert "PGPASSWORD" in refused.stderr
+
+    # A wrong password: one line naming what failed, without any password.
+    wrong = subprocess.run(
+        [sys.executable, "-m", "pipeline.search", "--storage", storage, "--version", "1", "--n-trials", "1"],
+        cwd=REPO, env={**env, "PGPASSWORD": "not-it", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'local.db'}"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert wrong.returncode == 1, wrong.stderr[-3000:]
+    assert wrong.stderr.strip().splitlines()[-1].startswith("search: cannot open the storage: ")
+    assert "password authentication failed" in wrong.stderr and "not-it" not in wrong.stderr

