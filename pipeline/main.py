@@ -95,19 +95,25 @@ def main(argv: list[str] | None = None) -> None:
                     readers = []
             for number in readers:
                 run_step("train", train_parameters(number, args), experiment, args.reuse)
-            if readers and promoted(experiment):
+            serving = bool(readers) and promoted(experiment)
+            if serving:
                 print(ready(started, others))
             for number in others:
                 run_step("train", train_parameters(number, args), experiment, args.reuse)
             if others:
-                promoted(experiment)
+                serving = promoted(experiment) or serving
         except StepFailed as error:
             raise SystemExit(f"main: {error}; its output is above") from None
     minutes = (time.monotonic() - started) / 60
+    serve = (
+        "mlflow models serve -m models:/mnist/Production --env-manager local --port 5001"
+        if serving
+        else 'none: no model that can say "not a digit" was trained (see above)'
+    )
     print(
         f"\nDone in {minutes:.0f} minutes. With .venv activated (or through `make ui` and `make serve`):\n"
         f"  compare the runs:            mlflow ui --port 5000, then open http://127.0.0.1:5000/#/experiments/{experiment}\n"
-        "  serve the Production model:  mlflow models serve -m models:/mnist/Production --env-manager local --port 5001"
+        f"  serve the Production model:  {serve}"
     )
 
 

@@ -124,10 +124,14 @@ def test_train_registers_a_described_model_version(trained):
     assert set(versions) == {run.info.run_id, reader.info.run_id}
     # The registry's number is not the project's version: the tags and description say which was trained.
     first = versions[run.info.run_id]
-    assert first.version == "1" and first.tags["project_version"] == "1" and first.tags["project_version_name"] == "mlp"
+    assert (
+        str(first.version) == "1"
+        and first.tags["project_version"] == "1"
+        and first.tags["project_version_name"] == "mlp"
+    )
     assert first.description == f"project version 1 (mlp), trained in run {run.info.run_id}"
     assert versions[reader.info.run_id].tags["project_version"] == "6"
-    assert "project version" in client.get_registered_model("mnist").description
+    assert "the project's versions" in client.get_registered_model("mnist").description
 
 
 def test_promote_serves_the_model_that_can_refuse_by_stage_and_by_alias(trained, mnist):

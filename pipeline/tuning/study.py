@@ -84,7 +84,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
                         storage,
                         heartbeat_interval=HEARTBEAT_SECONDS,
                         grace_period=STALE_SECONDS,
-                        heartbeat_stale_trial_callback=replace,
+                        heartbeat_stale_trial_callback=queue_again,
                     )
             except sqlalchemy.exc.DBAPIError as error:
                 # Workers starting at once on an empty database race to create Optuna's tables;
@@ -181,8 +181,8 @@ def claim(
     study: optuna.Study, storage: optuna.storages.BaseStorage, worker: str, seed: int = 0
 ) -> tuple[optuna.Trial, int] | None:
     """Atomically take one WAITING trial for `worker`: (the trial, its id in the storage), or None when none is left."""
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        claimed = trial_id(storage, study, frozen.number)
+    for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        claimed = trial_id(storage, study, waiting.number)
         try:
             if not storage.set_trial_state_values(claimed, TrialState.RUNNING):
                 continue  # another worker claimed it first
@@ -190,7 +190,7 @@ def claim(
             continue  # another worker claimed and finished it since the list was read
         # The sampler's randomness is a function of the seed and the trial number, not of the
         # process: a resumed study or a second worker never repeats another trial's draws.
-        study.sampler = sampler_for(seed + frozen.number)
+        study.sampler = sampler_for(seed + waiting.number)
         trial = optuna.Trial(study, claimed)
         trial.set_user_attr("worker", worker)
         beat(storage, claimed)
@@ -212,11 +212,11 @@ def new_worker_id() -> str:
 
 
 def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
-    """Mark FAIL the RUNNING trials no worker has stamped for `STALE_SECONDS`, and replace each."""
+    """Mark FAIL the RUNNING trials no worker has stamped for `STALE_SECONDS`, and queue each again."""
     if isinstance(storage, optuna.storages.RDBStorage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat; it calls `replace` for each
+            optuna.storages.fail_stale_trials(study)  # Optuna's heartbeat; it calls `queue_again` for each
         return
     for running in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         # A replacement carries its predecessor's old stamp until claimed: the claim itself counts too.
@@ -229,10 +229,10 @@ def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage)
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished, or failed by another worker, since the list was read
-        replace(study, storage.get_trial(stale))
+        queue_again(study, storage.get_trial(stale))
 
 
-def replace(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
+def queue_again(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
     """Queue a trial with the failed one's parameters, and mark its MLflow run FAILED."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

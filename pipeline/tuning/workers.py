@@ -180,7 +180,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, plan: Plan, splits: Spli
         except BaseException:
             if finish(study, trial, started, TrialState.FAIL):  # leaving `with`, the run ends FAILED
                 # The interrupted slot runs again, with the same parameters, when the study resumes.
-                studies.replace(study, studies.frozen(study, trial.number))
+                studies.queue_again(study, studies.frozen(study, trial.number))
             raise
         finish(study, trial, started, TrialState.COMPLETE, value=history["val_accuracy"][-1])
 
