@@ -75,6 +75,10 @@ def test_only_a_run_of_exactly_what_the_main_job_would_run_is_reused(tracking, m
     mlflow_run("train", **quick, epochs=1, seed=3)
     mlflow_run("train", **quick, epochs=1, register="false")
     mlflow_run("train", **quick, epochs=2)
+    with mlflow.start_run(run_name="a search") as search:  # what a search leaves for `train -P params_from`
+        mlflow.log_dict({"version": 1, "units": 40, "learning_rate": 0.001}, "search/best_params.json")
+    searched = mlflow_run("train", **quick, epochs=1, params_from=search.info.run_id)
+    assert searched.data.params["units"] == "40"
     experiment = same.info.experiment_id
 
     def reused(epochs):
