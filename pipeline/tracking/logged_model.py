@@ -20,7 +20,11 @@ import numpy as np
 from pipeline.serving import calibration, reading
 from pipeline.serving.model import KERAS_ARTIFACT, DigitRecognizer, average_probabilities
 
-REGISTERED_MODEL = "mnist"  # digit readers; a model of another dataset is registered under that dataset's name
+REGISTRY_DESCRIPTION = (
+    "Registry versions count registrations: models:/<name>/7 is the 7th model registered, "
+    "whatever was trained. Each version's description and `project_version` tag say which of the "
+    "project's versions (1-6, or an ensemble) it is. See the project's README, Promotion."
+)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger(__name__)
@@ -133,10 +137,3 @@ def describe_version(
     for key, value in every.items():
         client.set_model_version_tag(name, number, key, str(value))
     return number
-
-
-REGISTRY_DESCRIPTION = (
-    "Registry versions count registrations: models:/<name>/7 is the 7th model registered, "
-    "whatever was trained. Each version's description and `project_version` tag say which of the "
-    "project's versions (1-6, or an ensemble) it is. See the project's README, Promotion."
-)
