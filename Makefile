@@ -37,6 +37,8 @@ test: lint $(TEST_STAMP)
 	python -m pytest -q
 
 ui: setup
+	@python -c "import mlflow; from pipeline.main import ui_url; e = mlflow.get_experiment_by_name('mnist'); \
+		print('open', ui_url(e.experiment_id) if e else 'http://127.0.0.1:5000 (no experiment mnist yet: make run)')"
 	mlflow ui --host 127.0.0.1 --port 5000
 
 serve: setup

@@ -112,9 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"\nDone in {minutes:.0f} minutes. With .venv activated (or through `make ui` and `make serve`):\n"
-        f"  compare the runs:            mlflow ui --port 5000, then open http://127.0.0.1:5000/#/experiments/{experiment}\n"
+        f"  compare the runs:            mlflow ui --port 5000, then open {ui_url(experiment)}\n"
         f"  serve the Production model:  {serve}"
     )
+
+
+def ui_url(experiment_id: str) -> str:
+    """The experiment's page in `mlflow ui` on port 5000, in its model training view (MLflow 3 opens on GenAI)."""
+    return f"http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 def estimate(readers: list[int], others: list[int], full: bool) -> str:

@@ -31,7 +31,11 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 
 def mark_model_training(experiment_id: str) -> None:
-    """Tell MLflow's UI that the experiment trains models, so it opens on its runs, not on the GenAI view."""
+    """Tag the experiment as one that trains models, as MLflow's UI reads it where it has no view switch.
+
+    MLflow 3.17's UI has the switch and opens on GenAI; `pipeline.main.ui_url`
+    is the experiment's address in its model training view.
+    """
     client = mlflow.MlflowClient()
     if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
