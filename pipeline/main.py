@@ -144,9 +144,9 @@ def estimate(readers: list[int], others: list[int], full: bool) -> str:
 def ready(started: float, others: list[int]) -> str:
     import mlflow
 
-    from pipeline.tracking.promotion import ALIAS
+    from pipeline.tracking.promotion import ALIAS, DIGITS
 
-    serving = mlflow.MlflowClient().get_model_version_by_alias("mnist", ALIAS)
+    serving = mlflow.MlflowClient().get_model_version_by_alias(DIGITS, ALIAS)
     rest = f"; versions {', '.join(map(str, others))} train next" if others else ""
     return (
         f"\nmain: ready to serve after {(time.monotonic() - started) / 60:.0f} minutes: models:/mnist/Production "
@@ -204,7 +204,7 @@ def run_step(entry_point: str, parameters: dict, experiment_id: str, reuse: bool
 
 
 def resolved(entry_point: str, parameters: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The params and tags a finished run of the step must have had to be reused in its place.
+    """The params and tags a finished `prep` or `train` run must have had to be reused in its place.
 
     For `train`: every setting the version resolves (epochs, learning rate, schedule,
     augmentation, layers...), not only the parameters typed, and the digest of the
@@ -217,8 +217,6 @@ def resolved(entry_point: str, parameters: dict[str, str]) -> tuple[dict[str, st
     typed = {key: shlex.quote(value) for key, value in parameters.items()}  # `mlflow run` logs them shell-quoted
     if entry_point == "prep":
         return typed, {"dataset_digest": datasets.digest(datasets.get(parameters["dataset"]))}
-    if entry_point != "train":
-        return typed, {}
     from pipeline.tracking import lineage
     from pipeline.training import versions
     from pipeline.training.settings import Settings, resolved_architecture

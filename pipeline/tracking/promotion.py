@@ -30,11 +30,12 @@ from dataclasses import dataclass
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from pipeline.data import datasets
 from pipeline.training import versions
 
 STAGE = "Production"
 ALIAS = "production"
-DIGITS = "mnist"  # the registered model of digit readers, and the dataset they are trained on
+DIGITS = datasets.MNIST.name  # the registered model of digit readers is named after their dataset
 
 
 class PromotionError(RuntimeError):
