@@ -2,6 +2,7 @@
 
     python -m benchmarks.image_sets --output image-sets            # from MNIST's test digits
     python -m benchmarks.image_sets --output dev-images --split validation
+    python -m benchmarks.image_sets --output style-sets --styles   # styles training never draws
     mlflow run . -e evaluate -P images=image-sets --env-manager local
 
 The handwriting is MNIST's: the test digits (written by people whose digits are
@@ -19,6 +20,16 @@ The layout is what `evaluate --images` reads:
 
     digits/<digit>/*.png|jpg   numbers/<number>/*.png|jpg   not-digits/<kind>/*.png|jpg
 
+With `--styles` the sets are instead written in styles that training never
+draws, one folder per category, each with the same layout (`evaluate` reports
+each category): digits drawn with the held-out pens of `pipeline.data.strokes`
+(chalk on boards, a broad-edged calligraphy nib), printed in the held-out
+typefaces of `pipeline.data.typefaces`, MNIST's test handwriting written with a
+broad marker (far bolder than any training variation) and photographed dim or
+on coloured paper; numbers of 1 to 12 of those digits spaced, touching and
+overlapping; and letters, symbols and digit-like letters (S, Z, b, g, q)
+printed in the held-out typefaces.
+
 Everything comes from `--seed`, so a set is the same wherever it is written.
 """
 
@@ -30,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from pipeline.data import datasets
+from pipeline.data import datasets, strokes, typefaces
 
 INKS = {"black": (20, 20, 25), "blue": (25, 45, 150), "grey": (80, 80, 85)}
 PAPERS = {"white": (250, 250, 247), "cream": (242, 234, 214)}
@@ -38,6 +49,9 @@ BOARDS = {"green board": (35, 62, 48), "black board": (30, 32, 35)}
 CHALK = (235, 235, 228)
 FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation2")
 GLYPHS = "ACEFHKLMNPRTUVWXYacefhkmnprtuvwxy#%@*=+&"
+LOOKALIKES = "SZbgq"  # letters that share a digit's shape in some hands and typefaces
+COLOURED = {"yellow paper": ((238, 222, 120), (30, 30, 140)), "pink paper": ((240, 190, 200), (20, 90, 40))}
+MNIST_INK = 20  # pixels: the height of MNIST's digits in their 28
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -53,12 +67,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--numbers", type=int, default=200)
     parser.add_argument("--not-digits", dest="not_digits", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--styles",
+        action="store_true",
+        help="held-out styles instead, one folder per category, --digits and --numbers per category",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    written = write(Path(args.output), args.split, args.digits, args.numbers, args.not_digits, args.seed)
+    folder = Path(args.output)
+    if args.styles:
+        written = write_styles(folder, args.digits, args.numbers, args.not_digits, args.seed)
+    else:
+        written = write(folder, args.split, args.digits, args.numbers, args.not_digits, args.seed)
     print(f"{args.output}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()))
 
 
@@ -102,6 +125,117 @@ def write(
     }
 
 
+def write_styles(folder: Path, digits: int = 200, numbers: int = 50, not_digits: int = 200, seed: int = 0) -> dict:
+    """Write one set per held-out category under `folder`; return how many files each category has."""
+    rng = np.random.default_rng(seed)
+    mnist = datasets.load(datasets.MNIST)
+    held_out_typefaces = typefaces.held_out()
+
+    def drawn(pen: str) -> tuple[np.ndarray, int]:
+        digit = int(rng.integers(10))
+        variants = list(strokes.TEMPLATES[digit])
+        ink = strokes.draw(digit, variants[rng.integers(len(variants))], strokes.HELD_OUT_PENS[pen], rng)
+        return upright(ink), digit
+
+    def printed() -> tuple[np.ndarray, int]:
+        digit = int(rng.integers(10))
+        return upright(typefaces.printed(digit, held_out_typefaces[rng.integers(len(held_out_typefaces))], rng)), digit
+
+    def handwritten() -> tuple[np.ndarray, int]:
+        pick = rng.integers(len(mnist.test_labels))
+        return ink_of(mnist.test_images[pick]), int(mnist.test_labels[pick])
+
+    def marker() -> tuple[np.ndarray, int]:
+        ink, digit = handwritten()
+        big = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize((112, 112), Image.Resampling.BICUBIC))
+        width = int(rng.integers(5, 12))  # strokes 5 to 11 pixels broader, of 80: 20-28 % of the height in all
+        return np.asarray(Image.fromarray(big).filter(ImageFilter.MaxFilter(width | 1)), np.float32) / 255.0, digit
+
+    def dim(picture: Image.Image) -> Image.Image:
+        """A photo in poor light: everything darker, less contrast, a little noise."""
+        pixels = np.asarray(picture, np.float32) * rng.uniform(0.3, 0.55) + rng.uniform(5, 25)
+        return Image.fromarray(np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8))
+
+    categories = {
+        "chalk": (lambda: drawn("chalk"), {"board": True}),
+        "calligraphy pen": (lambda: drawn("calligraphy nib"), {}),
+        "typefaces": (printed, {}),
+        "broad marker": (marker, {}),
+        "dim photos": (handwritten, {"after": dim}),
+        "coloured paper": (handwritten, {"coloured": True}),
+    }
+    for category, (make, look) in categories.items():
+        for index in range(digits):
+            ink, digit = make()
+            shot = photo(ink, rng, **photo_options(ink, look, rng))
+            save(
+                (look.get("after", lambda image: image)(shot[0]), shot[1]),
+                folder / category / "digits" / str(digit),
+                f"{index:04d}",
+                rng,
+            )
+    makers = [lambda: drawn("chalk"), lambda: drawn("calligraphy nib"), printed, handwritten, marker]
+    for category, gaps in {"spaced numbers": (0.1, 0.3), "touching numbers": (-0.12, 0.0)}.items():
+        for index in range(numbers):
+            make = makers[rng.integers(len(makers))]  # one hand, pen or typeface for the whole number
+            inks, digits_written = zip(*(make() for _ in range(rng.integers(1, 13))))
+            row = in_a_row([resized_to(ink, MNIST_INK) for ink in inks], gaps, rng)
+            save(
+                photo(row, rng), folder / category / "numbers" / "".join(map(str, digits_written)), f"{index:04d}", rng
+            )
+    glyphs = {"letters and symbols": GLYPHS, "digit-like letters": LOOKALIKES}
+    for kind, characters in glyphs.items():
+        for index in range(not_digits // 2):
+            ink = glyph(rng, [Path(path) for path in held_out_typefaces], characters)
+            save(photo(ink, rng), folder / "letters" / "not-digits" / kind, f"{index:04d}", rng)
+    return {path.name: sum(1 for file in path.rglob("*") if file.is_file()) for path in sorted(folder.iterdir())}
+
+
+def upright(ink: np.ndarray) -> np.ndarray:
+    """Ink of any size in MNIST's layout: cropped, scaled to fit 80 x 80 pixels, in a 112-pixel frame."""
+    rows, columns = np.nonzero(ink > 0.05)
+    crop = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    factor = 80 / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+    scaled = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
+    frame = np.zeros((112, 112), np.float32)
+    top, left = (112 - size[1]) // 2, (112 - size[0]) // 2
+    frame[top : top + size[1], left : left + size[0]] = scaled / 255.0
+    return frame
+
+
+def resized_to(ink: np.ndarray, height: int) -> np.ndarray:
+    """A digit's frame (MNIST's layout, any size) scaled so that its ink is `height` pixels high, 28 frame."""
+    factor = 28 / ink.shape[0]
+    size = (max(1, round(ink.shape[1] * factor)), 28)
+    return np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)) / 255.0
+
+
+def photo_options(ink: np.ndarray, look: dict, rng: np.random.Generator) -> dict:
+    options = {"ink_height": MNIST_INK * ink.shape[0] / 28}
+    if look.get("board"):
+        options["colours"] = (np.array(BOARDS["green board"]), np.array(CHALK))
+    if look.get("coloured"):
+        options["colours"] = tuple(np.array(colour) for colour in list(COLOURED.values())[rng.integers(len(COLOURED))])
+    return options
+
+
+def in_a_row(inks: list[np.ndarray], gaps: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """Digits (28 high) in a row, each cropped to its ink, a gap drawn from `gaps` (in digit heights; below 0
+    they overlap) apart, shifted a little up or down; overlapping ink is merged."""
+    row = np.zeros((36, 8 + sum(ink.shape[1] for ink in inks) + 8), np.float32)
+    left = 4
+    for ink in inks:
+        columns = np.flatnonzero(ink.max(axis=0) > 0.1)
+        cropped = ink[:, columns.min() : columns.max() + 1]
+        offset = int(rng.integers(0, 9))
+        span = row[offset : offset + 28, left : left + cropped.shape[1]]
+        span[...] = np.maximum(span, cropped[:, : span.shape[1]])
+        left = max(4, left + cropped.shape[1] + round(rng.uniform(*gaps) * MNIST_INK))
+    used = np.flatnonzero(row.max(axis=0) > 0)
+    return np.pad(row[:, : used.max() + 1], ((0, 0), (0, 4)))
+
+
 def ink_of(picture: np.ndarray) -> np.ndarray:
     """uint8 white-on-black 28x28 to ink strength in [0, 1]."""
     return picture.astype(np.float32) / 255.0
@@ -121,10 +255,17 @@ def side_by_side(inks: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
     return np.pad(np.concatenate(pieces[:-1], axis=1), ((0, 0), (4, 4)))
 
 
-def photo(ink: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """A photo or scan of `ink` (28 pixels high per digit): size, position, angle, stroke, colours and light."""
+def photo(
+    ink: np.ndarray,
+    rng: np.random.Generator,
+    ink_height: float = MNIST_INK,
+    colours: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Image.Image, str]:
+    """A photo or scan of `ink` (a digit `ink_height` pixels high): size, position, angle, stroke, colours, light.
+
+    `colours` (background, ink) replace the drawn paper, board and ink."""
     height = int(np.exp(rng.uniform(np.log(24), np.log(320))))
-    scale = height / 20  # MNIST's ink is about 20 of its 28 pixels high
+    scale = height / ink_height
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     strength = Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
     stroke = int(rng.integers(-1, 3)) * max(1, round(scale / 2))  # thinner, as written, or thicker
@@ -139,7 +280,9 @@ def photo(ink: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
     placed.paste(strength, tuple(int(rng.integers(0, page[axis] - strength.size[axis] + 1)) for axis in (0, 1)))
     alpha = np.asarray(placed, np.float32)[..., None] / 255.0
 
-    if rng.random() < 0.15:
+    if colours is not None:
+        background, ink_colour = colours
+    elif rng.random() < 0.15:
         background, ink_colour = np.array(list(BOARDS.values())[rng.integers(len(BOARDS))]), np.array(CHALK)
     else:
         background = np.array(list(PAPERS.values())[rng.integers(len(PAPERS))])
@@ -157,12 +300,13 @@ def photo(ink: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, str]:
     return image, "PNG" if scan else "JPEG"
 
 
-def glyph(rng: np.random.Generator, fonts: list[Path]) -> np.ndarray:
+def glyph(rng: np.random.Generator, fonts: list[Path], characters: str = GLYPHS) -> np.ndarray:
     """A letter or symbol in one of the system's fonts (Pillow's own where there are none), as 28-pixel ink."""
     size = 80
     font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size) if fonts else ImageFont.load_default(size)
     picture = Image.new("L", (2 * size, 2 * size), 0)
-    ImageDraw.Draw(picture).text((size, size), GLYPHS[rng.integers(len(GLYPHS))], fill=255, font=font, anchor="mm")
+    character = characters[rng.integers(len(characters))]
+    ImageDraw.Draw(picture).text((size, size), character, fill=255, font=font, anchor="mm")
     box = picture.getbbox() or (0, 0, 1, 1)
     return fitted(np.asarray(picture.crop(box), np.float32) / 255.0)
 

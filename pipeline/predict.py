@@ -26,10 +26,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import console
 from pipeline.arguments import option, probability
 from pipeline.serving.reading import DEFAULT_THRESHOLD
+
+if TYPE_CHECKING:
+    import mlflow
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -103,25 +107,22 @@ def main(argv: list[str] | None = None) -> None:
         for result in results:
             print(line(result))
     if args.show and results:
-        show(readable, results, mode, args.show)
+        show(model, readable, mode, args.threshold, args.show)
     sys.exit(1 if failed else 0)
 
 
-def show(readable: dict[str, bytes], results: list[dict], mode: str, path: str) -> None:
-    """The 28x28 inputs, each captioned with the answer and the file's name."""
+def show(model: mlflow.pyfunc.PyFuncModel, readable: dict[str, bytes], mode: str, threshold: float, path: str) -> None:
+    """The 28x28 inputs the answers were read from, each captioned with its digit and the file's name."""
     from pipeline.analysis import figures
     from pipeline.serving import images, reading
 
     inputs, captions = [], []
-    for result in results:
-        try:
-            found = reading.digits_in(images.read(readable[result["file"]]), mode)
-        except images.NotADigit:
-            continue
-        read = result.get("digits") or [result]
-        for digit, answer in zip(found, read):
+    grays = [images.read(data) for data in readable.values()]
+    read = reading.readings(grays, [mode] * len(grays), model.unwrap_python_model().probabilities, threshold)
+    for file, (answer, seen) in zip(readable, read):
+        for digit, said in zip(seen, answer.get("digits") or [answer]):
             inputs.append(digit.image)
-            captions.append(f"{'?' if answer['digit'] is None else answer['digit']} {Path(result['file']).name[-12:]}")
+            captions.append(f"{'?' if said['digit'] is None else said['digit']} {Path(file).name[-12:]}")
     if not inputs:
         return
     figure = figures.digit_grid(inputs, captions, columns=min(8, len(inputs)), title="what the model saw")

@@ -1,5 +1,6 @@
 """Our own image sets (`benchmarks/image_sets.py`) and `evaluate --images` on them."""
 
+import base64
 import hashlib
 
 import mlflow
@@ -8,7 +9,7 @@ from conftest import mlflow_run, run_cli, train_tiny, use_store
 
 from benchmarks import image_sets
 from pipeline.analysis import image_folders
-from pipeline.serving import images
+from pipeline.serving import images, reading
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,36 @@ def test_a_set_is_the_same_from_the_same_seed(image_set, tmp_path):
     }
 
 
-def test_every_generated_number_splits_into_its_digits(image_set):
-    numbers = [item for item in image_folders.items(image_set) if item.set == "numbers"]
-    counts = [len(images.digits_in(images.read(item.path))) for item in numbers]
-    right = sum(count == len(item.expected) for count, item in zip(counts, numbers))
-    assert right >= len(numbers) - 1, list(zip(counts, [item.expected for item in numbers]))
+def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, fashion, reader):
+    first, again = tmp_path / "first", tmp_path / "again"
+    image_sets.write_styles(first, digits=4, numbers=3, not_digits=4, seed=2)
+    image_sets.write_styles(again, digits=4, numbers=3, not_digits=4, seed=2)
+    assert digest(first) == digest(again)
+    found = image_folders.items(first)
+    categories = {item.category for item in found}
+    assert categories == {
+        "broad marker",
+        "calligraphy pen",
+        "chalk",
+        "coloured paper",
+        "dim photos",
+        "typefaces",
+        "spaced numbers",
+        "touching numbers",
+        "letters",
+    }
+    assert {item.set for item in found if "numbers" in item.category} == {"numbers"}
+    assert all(1 <= len(item.expected) <= 12 for item in found if item.set == "numbers")
+
+    class Reader:  # the served model's interface, around a real network
+        def predict(self, frame, params):
+            grays = [images.read(base64.b64decode(image)) for image in frame["image"]]
+            return reading.answers(grays, list(frame["mode"]), reader, params["threshold"])
+
+    figures = image_folders.summary(image_folders.answers(Reader(), found, 0.5))
+    assert figures["digits_count"] == 6 * 4 and figures["chalk_digits_count"] == 4
+    assert figures["touching_numbers_numbers_count"] == 3 and figures["letters_not_digits_count"] == 4
+    assert 0 <= figures["chalk_digits_read"] <= figures["chalk_digits_accepted"] <= 1
 
 
 def test_a_folder_without_sets_is_refused(tmp_path):

@@ -6,6 +6,10 @@ The folder holds up to three sets, each in subfolders named by what they hold:
     numbers/<number>/*      a whole number per image: all of it read exactly
     not-digits/<kind>/*     anything else (letters, clothing, blank pages): it must be rejected
 
+A folder may instead hold categories, each a subfolder with sets of its own
+(`chalk/digits/<digit>/*`, `touching numbers/numbers/<number>/*`, ...): the
+figures are then given for each category and for all of them together.
+
 `benchmarks/image_sets.py` writes such folders; a folder of people's own scans
 in the same layout works the same way. The images go through the model exactly
 as `/invocations` receives them (base64 files), in the mode each set needs.
@@ -34,22 +38,27 @@ class Item:
     path: Path
     set: str  # one of SETS
     expected: str  # the digit, the number, or the kind of non-digit
+    category: str = ""  # the subfolder the sets are in, or "" for sets at the top
 
 
 def items(folder: str | Path) -> list[Item]:
-    """Every file of the folder's sets, with what it holds; FolderError if there is none."""
+    """Every file of the folder's sets (and its categories' sets), with what it holds; FolderError if there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FolderError(f"{folder} is not a folder")
+    categories = [""] + sorted(path.name for path in folder.iterdir() if path.is_dir() and path.name not in SETS)
     found = [
-        Item(path, name, path.parent.name)
+        Item(path, name, path.parent.name, category)
+        for category in categories
         for name in SETS
-        if (folder / name).is_dir()
-        for path in sorted((folder / name).glob("*/*"))
+        if (folder / category / name).is_dir()
+        for path in sorted((folder / category / name).glob("*/*"))
         if path.is_file()
     ]
     if not found:
-        raise FolderError(f"{folder} has no image files in {', '.join(f'{name}/<label>/' for name in SETS)}")
+        raise FolderError(
+            f"{folder} has no image files in {', '.join(f'{name}/<label>/' for name in SETS)} nor in categories"
+        )
     bad = [str(item.path) for item in found if item.set != "not-digits" and not item.expected.isdigit()]
     if bad:
         raise FolderError(f"digits and numbers must be in folders named by their digits: {bad[0]}")
@@ -73,6 +82,7 @@ def answers(model: mlflow.pyfunc.PyFuncModel, found: list[Item], threshold: floa
             rows.append(
                 {
                     "file": str(item.path),
+                    "category": item.category,
                     "set": item.set,
                     "expected": item.expected,
                     "answer": None if said is None else str(said),
@@ -86,7 +96,15 @@ def answers(model: mlflow.pyfunc.PyFuncModel, found: list[Item], threshold: floa
 
 
 def summary(table: pd.DataFrame) -> dict:
-    """The figures per set: read (accepted and right), accepted, rejected; per kind of non-digit too."""
+    """The figures per set: read (accepted and right), accepted, rejected; per kind of non-digit too;
+    and, where the files are in categories, the same for each category, its name first."""
+    figures = figures_of(table)
+    for category, rows in table[table["category"] != ""].groupby("category"):
+        figures |= {f"{category.replace(' ', '_')}_{key}": value for key, value in figures_of(rows).items()}
+    return figures
+
+
+def figures_of(table: pd.DataFrame) -> dict:
     figures = {}
     for name, rows in table.groupby("set"):
         right = rows["answer"] == rows["expected"]

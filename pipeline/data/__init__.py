@@ -4,7 +4,9 @@
 - `sources`: where the files come from, each checked before it is written;
 - `idx`: the IDX file format they are published in;
 - `atomic`: writing a file so that no reader ever sees part of it;
-- `negatives`: images that are not digits, for a "not a digit" class.
+- `negatives`: images that are not digits, for a "not a digit" class;
+- `strokes`: digits drawn in pen strokes from style templates, with pens from a fine nib to a broad marker;
+- `typefaces`: digits printed in the typefaces every installation has.
 
-It imports only `serving` (the non-digits go through the same preprocessing as people's images).
+It imports only `serving` (non-digits and drawn digits go through the same preprocessing as people's images).
 """

@@ -5,8 +5,11 @@ people's images go through, so the network sees them as it would see them
 served:
 
 - clothing: Fashion-MNIST images;
-- letters and symbols that do not look like digits, drawn with Pillow's own
-  font at random sizes, angles and stroke widths;
+- letters and symbols, printed in the typefaces training prints digits with
+  (`pipeline.data.typefaces`) at random sizes and angles, from hairline to
+  very bold, so that the network learns that no stroke width makes a
+  non-digit; among them the letters nearest to digits that still differ from
+  them once cropped and scaled (S, b);
 - scribbles (tangled strokes) and blobs (filled shapes).
 
 Images the preprocessing already refuses (a texture touching every border, say)
@@ -20,10 +23,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.data import typefaces
 from pipeline.serving import images
 
-# Letters and symbols that cannot be mistaken for a digit in any hand (no O, I, l, S, Z, B, g, q, Y, ...).
-GLYPHS = "ACEFHKMNPRTUWXacefhkmnprtuwx#%@*=+"
+# Letters and symbols a digit is not. Left out: those that, cropped and scaled to 20x20 as every
+# image is, are a digit as people write it (O, l, I, |, /; q and g are 9s, Z a 2, B an 8).
+GLYPHS = "ACEFHKMNPRTUWXacefhkmnprtuwx#%@*=+Sb"
 NARROWEST = 8  # pixels of 28: anything narrower looks like a 1, so it is not drawn as a non-digit
 CANVAS = 96
 KINDS = ("clothing", "glyph", "scribble", "blob")
@@ -61,7 +66,10 @@ def as_array(picture: Image.Image) -> np.ndarray:
 
 def glyph(rng: np.random.Generator) -> np.ndarray:
     picture = canvas()
-    font = ImageFont.load_default(size=int(rng.integers(40, 72)))
+    size = int(rng.integers(40, 72))
+    fonts = typefaces.training()
+    path = fonts[rng.integers(len(fonts))]
+    font = ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
     character = GLYPHS[rng.integers(len(GLYPHS))]
     ImageDraw.Draw(picture).text(
         (CANVAS / 2, CANVAS / 2),
@@ -69,7 +77,7 @@ def glyph(rng: np.random.Generator) -> np.ndarray:
         fill=255,
         font=font,
         anchor="mm",
-        stroke_width=int(rng.integers(0, 4)),
+        stroke_width=int(rng.integers(0, 7)),
         stroke_fill=255,
     )
     return as_array(picture.rotate(float(rng.uniform(-20, 20)), resample=3))

@@ -3,6 +3,7 @@
 - `model`: the MLflow pyfunc (`DigitRecognizer`), its payload checks and the
   averaging of several networks;
 - `images`: people's image files into MNIST-format digits, or a reason they hold none;
+- `segmentation`: where the digits of a whole number end, decided by the network's answers;
 - `reading`: the answers (digit, confidence, rejected, reason, number) for those digits;
 - `calibration`: temperature scaling, fitted on the validation split.
 

@@ -37,8 +37,17 @@ SIZE = 28
 INK_FLOOR = 0.2  # of the strokes' brightness: darker pixels are background texture
 MAX_MARKS = 12  # separate marks of ink (specks aside) that one digit may be made of
 MAX_COVER = 0.45  # of the image: more ink than that is not a digit on a background
-WIDEST = 1.25  # one digit's width at most, in digit heights: wider ink is digits that touch
-DIGIT_WIDTH = 0.7  # a typical digit's width, in digit heights
+MIN_CONTRAST = 0.1  # between ink and paper, of the full range: less is a blank page
+PAPER_SAMPLES = 64  # the paper's light is fitted on the image reduced to about this many pixels a side
+PAPER_ROUNDS = 5  # fits, each leaving out what is far from the last
+PAPER_TOLERANCE = 0.02  # of the full range: pixels this close to the fit (beyond the noise) are paper
+SPECK_MASS = 0.02  # of the ink: a mark with less is dust, left out of the crop
+STROKE_SCALE = 4  # crops are reduced to at most this many times the box before strokes are measured
+# MNIST's strokes are 2.8 pixels wide in the 20-pixel box (median; 90 % are between 2.1 and 4.4):
+BOLDEST = 4.5  # box pixels: strokes bolder than this are thinned ...
+THINNED_WIDTH = 3.3  # ... to about this (MNIST's upper quartile)
+FINEST = 1.8  # and strokes finer than this thickened ...
+THICKENED_WIDTH = 2.4  # ... to about this (MNIST's lower quartile)
 STRAY_MASS = 0.12  # of the heaviest digit's ink: a group of marks with less is not a digit
 
 
@@ -114,26 +123,72 @@ class Ink:
 
 def ink_of(gray: np.ndarray) -> Ink:
     """Steps 1-3 of the module's list; raises NotADigit if there is no ink."""
-    from scipy import ndimage
 
     height, width = gray.shape
     scale = min(1.0, WORKING_SIZE / max(height, width))
     working = resized(gray, (max(1, round(width * scale)), max(1, round(height * scale)))) if scale < 1 else gray
 
-    border = np.concatenate([working[0], working[-1], working[:, 0], working[:, -1]])
-    inverted = bool(np.median(border) > 0.5)
-    ink = 1.0 - working if inverted else working
-
-    # A grey opening wider than any stroke keeps only the slowly varying background light.
-    width_of_opening = max(3, round(min(ink.shape) / 3))
-    ink = np.clip(ink - ndimage.grey_opening(ink, size=width_of_opening), 0, None)
+    # Ink is what stands out from the paper, darker or lighter: the side whose outliers weigh more.
+    difference = working - paper_of(working)
+    spread = noise_of(difference)
+    dark = float(np.clip(-difference - 3 * spread, 0, None).sum())
+    light = float(np.clip(difference - 3 * spread, 0, None).sum())
+    inverted = dark > light
+    ink = np.clip(-difference if inverted else difference, 0, None)
 
     # The strokes' brightness: the brightest ink once isolated specks are filtered out.
-    peak = float(ndimage.median_filter(ink, size=3).max())
-    if peak < 0.1:
+    peak = brightest_stroke(ink)
+    if peak < MIN_CONTRAST:
         raise NotADigit("no ink: the image is blank or has too little contrast")
     ink = np.clip((ink / peak - INK_FLOOR) / (1 - INK_FLOOR), 0, 1).astype(np.float32)
     return Ink(ink, scale, inverted)
+
+
+def brightest_stroke(ink: np.ndarray) -> float:
+    """The brightest ink but for specks: the highest 3x3 median, looked for only near the brighter pixels."""
+    from scipy import ndimage
+
+    rows, columns = np.nonzero(ink > 0.3 * float(ink.max(initial=0)))
+    if not len(rows):
+        return 0.0
+    near = ink[max(rows.min() - 1, 0) : rows.max() + 2, max(columns.min() - 1, 0) : columns.max() + 2]
+    return float(ndimage.median_filter(near, size=3).max())
+
+
+def paper_of(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness under the ink: a smooth surface fitted to the pixels that are not ink.
+
+    A quadratic in x and y (a light gradient, a vignette, a shadow's edge) fitted
+    by least squares to a reduced copy of the image, leaving out, again and
+    again, the pixels far from it on either side: strokes of any width, dark or
+    light, are left out, so unlike a filter of some size it cannot take a broad
+    stroke for light on the paper.
+    """
+    height, width = gray.shape
+    factor = max(1.0, max(height, width) / PAPER_SAMPLES)
+    sample = resized(gray, (max(1, round(width / factor)), max(1, round(height / factor))), Image.Resampling.BOX)
+    # Coordinates from -0.5 to 0.5 across the image, at pixel centres: the same surface at any size.
+    y, x = ((np.arange(side) + 0.5) / side - 0.5 for side in sample.shape)
+    y, x = np.meshgrid(y, x, indexing="ij")
+    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    values = sample.ravel().astype(np.float64)
+    coefficients = np.array([np.median(values), 0, 0, 0, 0, 0])  # the paper is most of the image
+    for _ in range(PAPER_ROUNDS):
+        residual = values - design @ coefficients
+        keep = np.abs(residual) <= 3 * noise_of(residual) + PAPER_TOLERANCE
+        if keep.sum() < design.shape[1]:
+            break
+        kept = design[keep]
+        coefficients = np.linalg.lstsq(kept.T @ kept, kept.T @ values[keep], rcond=None)[0]  # normal equations
+    c = coefficients.astype(np.float32)
+    y = ((np.arange(height, dtype=np.float32) + 0.5) / height - 0.5)[:, None]
+    x = ((np.arange(width, dtype=np.float32) + 0.5) / width - 0.5)[None, :]
+    return c[0] + c[1] * x + c[3] * x * x + y * (c[2] + c[4] * x + c[5] * y)
+
+
+def noise_of(values: np.ndarray) -> float:
+    """The spread of the paper's pixels around their level: a robust standard deviation (1.4826 x MAD)."""
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def to_mnist(gray: np.ndarray) -> Digit:
@@ -143,22 +198,14 @@ def to_mnist(gray: np.ndarray) -> Digit:
     return digit_from(ink, ink.map)
 
 
-def digits_in(gray: np.ndarray) -> list[Digit]:
-    """Each digit of a whole number, left to right, as MNIST-format Digits; raises NotADigit if there are none.
-
-    Digits are groups of connected ink: pieces that overlap horizontally (the
-    strokes of a 4 or a 5 drawn apart) are one digit, specks and stray marks
-    (far less ink than a digit) are dropped, digits that almost touch stay
-    apart as long as ink does not join them, and ink far wider than tall is cut
-    where it is thinnest (digits that touch).
-    """
-    ink = ink_of(gray)
-    refuse_non_digits(ink.map, MAX_MARKS * 4, "a number")
-    return [digit_from(ink, ink.map * mask) for mask in digit_masks(ink.map)]
-
-
 def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
-    """Boolean masks of the ink of each digit, ordered left to right."""
+    """Boolean masks of the marks of a number, left to right: groups of connected ink, each a digit or more.
+
+    Pieces that overlap horizontally (the strokes of a 4 or a 5 drawn apart) are
+    one group, specks and stray marks (far less ink than a digit) are dropped,
+    and digits that almost touch stay apart as long as ink does not join them;
+    digits that touch are one group, for `pipeline.serving.segmentation` to cut.
+    """
     from scipy import ndimage
 
     labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
@@ -179,48 +226,76 @@ def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
                 last[2].append(number)
                 continue
         groups.append([left, right, [number]])
-    masks = [part for _, _, numbers in groups for part in split_wide(np.isin(labels, numbers), ink, tallest)]
+    masks = [np.isin(labels, numbers) for _, _, numbers in groups]
     # Stray marks: groups with far less ink than the heaviest digit (a 1 has about a third of an 8's).
     masses = [float(ink[mask].sum()) for mask in masks]
     return [mask for mask, mass in zip(masks, masses) if mass >= max(masses) * STRAY_MASS]
 
 
-def split_wide(mask: np.ndarray, ink: np.ndarray, height: int) -> list[np.ndarray]:
-    """Ink far wider than the digits are tall is digits that touch: cut it into as many as fit, where ink is thinnest.
+def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0)) -> Digit:
+    """Step 4: crop `selected` (ink or part of it) to its marks, even out the strokes, fit in 20x20, centre in 28x28.
 
-    Each cut is the column with the least ink within a tenth of a digit's width of
-    where an even split would put it (not further: the middle of a 0 has less ink
-    than where two 0s touch).
+    `selected` may be a part of the ink map whose top left corner is at `origin` (row, column) in it.
     """
-    columns = np.nonzero(mask)[1]
-    left, width = columns.min(), np.ptp(columns) + 1
-    if width <= WIDEST * height:
-        return [mask]
-    parts = max(2, round(width / (DIGIT_WIDTH * height)))
-    profile = (ink * mask)[:, left : left + width].sum(axis=0)
-    step = width / parts
-    cuts = [left]
-    for number in range(1, parts):
-        low = round(step * (number - 0.1))
-        high = max(low + 1, round(step * (number + 0.1)))
-        cuts.append(left + low + int(np.argmin(profile[low:high])))
-    cuts.append(left + width)
-    pieces = []
-    for start, stop in zip(cuts, cuts[1:]):
-        piece = np.zeros_like(mask)
-        piece[:, start:stop] = mask[:, start:stop]
-        if piece.any():
-            pieces.append(piece)
-    return pieces
-
-
-def digit_from(ink: Ink, selected: np.ndarray) -> Digit:
-    """Step 4: crop `selected` (ink, or part of it), fit it in 20x20 and centre it in 28x28."""
+    selected = without_specks(selected)
     rows, columns = np.nonzero(selected)
     top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
-    fitted = fit_in_box(selected[top:bottom, left:right])
-    box = tuple(int(round(value / ink.scale)) for value in (left, top, right - left, bottom - top))
+    crop = selected[top:bottom, left:right]
+    if max(crop.shape) > STROKE_SCALE * BOX:
+        crop = fit_in(crop, STROKE_SCALE * BOX)
+    box = tuple(
+        int(round(value / ink.scale)) for value in (origin[1] + left, origin[0] + top, right - left, bottom - top)
+    )
+    fitted = fit_in(normal_strokes(crop), BOX)
+    # A fine pen in a large image comes out grey at 20x20: MNIST's strokes are white at their centre.
+    fitted = np.clip(fitted / max(float(fitted.max()), MIN_CONTRAST), 0, 1)
     return Digit(centred(fitted), box, ink.inverted)
+
+
+def without_specks(selected: np.ndarray) -> np.ndarray:
+    """`selected` without the marks that hold almost none of its ink (dust, noise, light left on the paper)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(selected > 0, structure=np.ones((3, 3)))
+    if count < 2:
+        return selected
+    masses = ndimage.sum_labels(selected, labels, index=np.arange(1, count + 1))
+    specks = np.flatnonzero(masses < SPECK_MASS * masses.sum()) + 1
+    return np.where(np.isin(labels, specks), 0, selected) if len(specks) < count else selected
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """The strokes' mean width in pixels: twice their ink over the length of their outline (0 for no ink)."""
+    from scipy import ndimage
+
+    strong = ink > 0.5 * float(ink.max(initial=0))
+    outline = strong & ~ndimage.binary_erosion(strong)
+    if not outline.any():
+        return 0.0
+    return 2 * float(ink.sum() / ink.max()) / int(outline.sum())
+
+
+def normal_strokes(crop: np.ndarray) -> np.ndarray:
+    """Strokes brought toward MNIST's width: a broad marker's thinned, so that 4s, 6s, 8s keep their holes,
+    and a fine pen's in a large image thickened."""
+    from scipy import ndimage
+
+    per_box = BOX / max(crop.shape)  # box pixels per crop pixel
+    width = stroke_width(crop) * per_box
+    if width > BOLDEST:
+        radius, change = int((width - THINNED_WIDTH) / per_box / 2), ndimage.grey_erosion
+    elif 0 < width < FINEST:
+        radius, change = round((THICKENED_WIDTH - width) / per_box / 2), ndimage.grey_dilation
+    else:
+        return crop
+    if radius < 1:
+        return crop
+    disk = np.hypot(*np.mgrid[-radius : radius + 1, -radius : radius + 1]) <= radius
+    changed = change(np.pad(crop, radius), footprint=disk)
+    rows, columns = np.nonzero(changed > INK_FLOOR * changed.max(initial=0))
+    if not len(rows):
+        return crop
+    return changed[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
 
 
 def refuse_non_digits(ink: np.ndarray, max_marks: int, holding: str) -> None:
@@ -239,16 +314,18 @@ def refuse_non_digits(ink: np.ndarray, max_marks: int, holding: str) -> None:
         raise NotADigit(f"{(sizes > speck).sum()} separate marks: too many for {holding}")
 
 
-def resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a float array in [0, 1] to (width, height) with an anti-aliasing (Lanczos) filter."""
+def resized(
+    array: np.ndarray, size: tuple[int, int], resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> np.ndarray:
+    """Resize a float array in [0, 1] to (width, height), with an anti-aliasing (Lanczos) filter by default."""
     image = Image.fromarray(array.astype(np.float32), mode="F")
-    return np.clip(np.asarray(image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)), 0, 1)
+    return np.clip(np.asarray(image.resize(size, resample, reducing_gap=3.0)), 0, 1)
 
 
-def fit_in_box(crop: np.ndarray) -> np.ndarray:
-    """Scale the ink to fit BOX x BOX, keeping its aspect ratio."""
+def fit_in(crop: np.ndarray, side: int) -> np.ndarray:
+    """Scale the ink to fit side x side, keeping its aspect ratio."""
     height, width = crop.shape
-    factor = BOX / max(height, width)
+    factor = side / max(height, width)
     return resized(crop, (max(1, round(width * factor)), max(1, round(height * factor))))
 
 

@@ -24,18 +24,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pipeline.serving import images
+from pipeline.serving import images, segmentation
 
 DEFAULT_THRESHOLD = 0.5
 MODES = ("digit", "number")
 DIGITS = 10  # columns 0-9 are the digits; a network with a reject class has an 11th, "not a digit"
-
-
-def digits_in(gray: np.ndarray, mode: str) -> list[images.Digit]:
-    """The MNIST-format Digits the mode looks for in a grayscale image; raises images.NotADigit."""
-    if mode == "number":
-        return images.digits_in(gray)
-    return [images.to_mnist(gray)]
 
 
 def digit_answer(probabilities: Sequence[float], threshold: float) -> dict:
@@ -107,22 +100,45 @@ def answers(
 ) -> list[dict]:
     """One answer per grayscale image, in its mode; `probabilities_of` maps MNIST-format images to rows.
 
-    All the digits found go through the model in one batch.
+    Everything the network is asked about, every digit and every candidate digit
+    of a number (`pipeline.serving.segmentation`), goes through it in one batch.
     """
-    found = []
+    return [answer for answer, _ in readings(grays, modes, probabilities_of, threshold)]
+
+
+def readings(
+    grays: Sequence[np.ndarray],
+    modes: Sequence[str],
+    probabilities_of: Callable[[np.ndarray], np.ndarray],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[tuple[dict, list[images.Digit]]]:
+    """`answers`, each with the MNIST-format Digits it was read from (none for an image refused unseen)."""
+    found: list[str | segmentation.Candidates | images.Digit] = []
     for gray, mode in zip(grays, modes):
         try:
-            found.append(digits_in(gray, mode))
+            found.append(segmentation.candidates(gray) if mode == "number" else images.to_mnist(gray))
         except images.NotADigit as error:
             found.append(str(error))
-    batch = [digit.image for digits in found if not isinstance(digits, str) for digit in digits]
+    batch = [digit.image for item in found for digit in looked_at(item)]
     rows = iter(probabilities_of(np.stack(batch)) if batch else [])
     results = []
-    for digits, mode in zip(found, modes):
-        if isinstance(digits, str):
-            results.append(refusal(digits, mode))
-        elif mode == "number":
-            results.append(number_answer([next(rows) for _ in digits], digits, threshold))
+    for item, mode in zip(found, modes):
+        seen = [next(rows) for _ in looked_at(item)]
+        if isinstance(item, str):
+            results.append((refusal(item, mode), []))
+        elif isinstance(item, images.Digit):
+            results.append((digit_answer(seen[0], threshold), [item]))
         else:
-            results.append(digit_answer(next(rows), threshold))
+            chosen = segmentation.best_reading(item, np.array(seen))
+            digits = [item.pieces[index].digit for index in chosen]
+            results.append((number_answer([seen[index] for index in chosen], digits, threshold), digits))
     return results
+
+
+def looked_at(item: str | segmentation.Candidates | images.Digit) -> list[images.Digit]:
+    """The Digits the network is asked about for one image: none for a refusal, every candidate of a number."""
+    if isinstance(item, str):
+        return []
+    if isinstance(item, images.Digit):
+        return [item]
+    return [piece.digit for piece in item.pieces]

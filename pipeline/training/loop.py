@@ -24,7 +24,7 @@ import tensorflow as tf
 from pipeline.training import versions
 from pipeline.training.augmentation import augment
 from pipeline.training.settings import Settings, SettingsError
-from pipeline.training.splits import Splits, with_negatives
+from pipeline.training.splits import Splits, with_negatives, with_written
 
 
 def fit(
@@ -39,12 +39,15 @@ def fit(
     `architecture` overrides the version's layer sizes (keyword arguments of its builder).
     The history holds Keras' metrics per epoch plus `epoch_seconds`; training time is
     the wall clock of `model.fit`, validation passes included. With `settings.negatives`
-    the training images also hold that many non-digits per digit, labelled "not a digit";
-    validation stays on digits, so validation accuracies compare across versions.
+    the training images also hold that many non-digits per digit, labelled "not a digit",
+    and with `settings.written` that many drawn and printed digits per MNIST digit;
+    validation stays on MNIST's digits, so validation accuracies compare across versions.
     """
     version = versions.get(settings.version)
     if settings.negatives:
         splits = with_negatives(splits, settings.negatives, settings.seed)
+    if settings.written:
+        splits = with_written(splits, settings.written, settings.seed)
     # Same seed, same weights, same batches, same kernels: the same metrics twice.
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()

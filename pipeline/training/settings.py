@@ -37,6 +37,7 @@ class Settings:
     steps_per_execution: int = 1  # training steps per call into TensorFlow
     jit_compile: bool = False  # compile the training step with XLA
     negatives: float = 0.0  # non-digits added per training digit, for versions with a "not a digit" class
+    written: float = 0.0  # digits drawn in pen strokes or printed (pipeline.data.strokes, .typefaces) per MNIST digit
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -49,6 +50,10 @@ class Settings:
             raise SettingsError(f"warmup is a fraction of the training steps in [0, 1), got {self.warmup}")
         if self.negatives < 0:
             raise SettingsError(f"negatives is a number of non-digits per training digit, >= 0, got {self.negatives}")
+        if self.written < 0:
+            raise SettingsError(
+                f"written is a number of drawn and printed digits per MNIST digit, >= 0, got {self.written}"
+            )
         if self.negatives and not versions.get(self.version).reject_class:
             raise SettingsError(f'version {self.version} has no "not a digit" class to train on negatives')
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.data import datasets, negatives
+from pipeline.data import datasets, negatives, strokes, typefaces
 from pipeline.training.settings import SettingsError
 from pipeline.training.versions import CLASSES
 
 # Fashion-MNIST's training images up to this one give training non-digits, the rest validation ones.
 CLOTHING_FOR_TRAINING = 50_000
+PRINTED = 0.25  # of the written digits: the rest are drawn in pen strokes
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,20 @@ def with_negatives(splits: Splits, per_digit: float, seed: int) -> Splits:
         splits,
         train_images=np.concatenate([splits.train_images, extra]),
         train_labels=np.concatenate([splits.train_labels, labels]),
+    )
+
+
+def with_written(splits: Splits, per_digit: float, seed: int) -> Splits:
+    """`splits` with digits drawn in pen strokes and printed in typefaces added: `per_digit` per training digit
+    (non-digits not counted)."""
+    count = round(per_digit * int((splits.train_labels < CLASSES).sum()))
+    printed = round(PRINTED * count)
+    drawn_images, drawn_labels = strokes.sample(count - printed, seed)
+    printed_images, printed_labels = typefaces.sample(printed, seed)
+    return replace(
+        splits,
+        train_images=np.concatenate([splits.train_images, drawn_images, printed_images]),
+        train_labels=np.concatenate([splits.train_labels, drawn_labels, printed_labels]).astype(
+            splits.train_labels.dtype
+        ),
     )

@@ -1,0 +1,81 @@
+"""Printed digits: the ten digits in regular typefaces (serif, sans, mono; book, bold, italic).
+
+The typefaces are files that every installation has: those Matplotlib ships
+(DejaVu Sans, Serif and Sans Mono, STIX) and Pillow's own. Computer Modern,
+which Matplotlib also ships, and Liberation, where Debian's fonts-liberation2
+is installed, are `HELD_OUT`: only the evaluation sets print with them
+(`benchmarks/image_sets.py`), so that those sets measure reading, not memory of
+the typefaces.
+
+Each digit is printed large, a little bolder or not, tilted up to 8 degrees,
+and prepared by `pipeline.serving.images` as served images are. Everything
+comes from a seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.serving import images
+
+SIZE = 80  # the font size digits are printed at, in pixels
+
+
+def matplotlib_fonts() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def training() -> list[str]:
+    """The typefaces training prints with: paths of font files, and "" for Pillow's own."""
+    names = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "STIXGeneral"]
+    found = sorted(
+        str(path)
+        for path in matplotlib_fonts().glob("*.ttf")
+        if any(path.stem.startswith(name) for name in names) and "Display" not in path.stem  # Display: no digits
+    )
+    return [*found, ""]
+
+
+def held_out() -> list[str]:
+    """The typefaces only the evaluation sets print with."""
+    computer_modern = [str(matplotlib_fonts() / f"{name}.ttf") for name in ("cmr10", "cmb10", "cmss10", "cmtt10")]
+    liberation = sorted(str(path) for path in Path("/usr/share/fonts/truetype/liberation2").glob("*.ttf"))
+    return computer_modern + liberation
+
+
+def font(path: str) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, SIZE) if path else ImageFont.load_default(SIZE)
+
+
+def printed(digit: int, path: str, rng: np.random.Generator) -> np.ndarray:
+    """One digit printed in the typeface at `path`, as a float32 ink map, white on black."""
+    picture = Image.new("L", (2 * SIZE, 2 * SIZE), 0)
+    ImageDraw.Draw(picture).text(
+        (SIZE, SIZE),
+        str(digit),
+        fill=255,
+        font=font(path),
+        anchor="mm",
+        stroke_width=int(rng.integers(0, 4)),
+        stroke_fill=255,
+    )
+    picture = picture.rotate(float(rng.uniform(-8, 8)), resample=Image.Resampling.BICUBIC)
+    return np.asarray(picture, np.float32) / 255.0
+
+
+def sample(count: int, seed: int, typefaces: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`count` MNIST-format printed digits (count, 28, 28) float32, and labels: each digit and typeface in turn."""
+    typefaces = training() if typefaces is None else typefaces
+    rng = np.random.default_rng(seed)
+    made, labels = [], []
+    for index in range(count):
+        digit, path = index % 10, typefaces[(index // 10) % len(typefaces)]
+        ink = printed(digit, path, rng)
+        made.append(images.digit_from(images.Ink(ink, 1.0, False), ink).image)
+        labels.append(digit)
+    return np.stack(made), np.array(labels, np.uint8)

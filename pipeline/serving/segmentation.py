@@ -1,0 +1,152 @@
+"""Where the digits of a whole number end, decided by the recognizer: segmentation by recognition.
+
+Digits written in a row touch, overlap and break, so no rule about ink can say
+where one ends. Instead the number's ink is cut too finely, into segments
+(marks of ink, and marks wider than a narrow digit cut again at the columns
+where they hold least ink), every run of up to `MAX_SPAN` consecutive segments
+of one mark is a candidate digit (marks apart are digits apart), the network scores every candidate in one batch, and
+dynamic programming chooses the reading, segments left to right, whose
+candidates the network is surest of, with a cost for candidates too wide to be
+one digit (Casey and Lecolinet's survey, 1996, calls this over-segmentation
+and recognition-based dissection).
+
+    found = candidates(gray)                       # raises images.NotADigit
+    rows = probabilities_of(np.stack([c.digit.image for c in found.pieces]))
+    chosen = best_reading(found, rows)             # indices into found.pieces
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.serving import images
+
+MAX_SPAN = 5  # segments one digit may be made of
+NARROWEST = 0.15  # of the digits' height: a segment, or where it is cut, is no narrower
+WIDEST_SEGMENT = 0.35  # of the digits' height: wider segments are cut again
+CUT_FROM = 0.8  # of the digits' height: marks wider than this may be several digits, and are cut
+# Each digit's width in its height, in MNIST's training digits: the 1st and the 99th percentile.
+NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 0.4])
+WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
+WIDTH_COST = 8.0  # log-probability a candidate pays per digit height it is narrower or wider than its digit can be
+DIGITS = 10
+
+
+@dataclass(frozen=True)
+class Piece:
+    first: int  # the segments it is made of: first to last, inclusive
+    last: int
+    digit: images.Digit
+
+
+@dataclass(frozen=True)
+class Candidates:
+    segments: int
+    pieces: list[Piece]
+    widths: np.ndarray  # each piece's width, in digit heights
+
+
+def candidates(gray: np.ndarray) -> Candidates:
+    """Every candidate digit in a grayscale image of a number; raises images.NotADigit if it holds none."""
+    ink = images.ink_of(gray)
+    images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
+    masks, marks, height = segments(ink.map)
+    spans = [np.flatnonzero(mask.any(axis=axis)) for mask in masks for axis in (1, 0)]
+    pieces, widths = [], []
+    for first in range(len(masks)):
+        for last in range(first, min(first + MAX_SPAN, len(masks))):
+            if marks[last] != marks[first]:  # ink apart is digits apart
+                break
+            # Cropped to the segments' rows and columns before anything is measured: big photos stay quick.
+            rows = slice(
+                min(spans[2 * k][0] for k in range(first, last + 1)),
+                max(spans[2 * k][-1] for k in range(first, last + 1)) + 1,
+            )
+            columns = slice(spans[2 * first + 1][0], spans[2 * last + 1][-1] + 1)
+            union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
+            digit = images.digit_from(ink, ink.map[rows, columns] * union, (rows.start, columns.start))
+            pieces.append(Piece(first, last, digit))
+            widths.append(digit.box[2] * ink.scale / height)
+    return Candidates(len(masks), pieces, np.array(widths))
+
+
+def segments(ink: np.ndarray) -> tuple[list[np.ndarray], list[int], int]:
+    """The number's ink as boolean masks, left to right, each a digit or part of one; for each, the mark
+    (`images.digit_masks`) it was cut from; and the digits' height."""
+    from scipy import ndimage
+
+    masks = images.digit_masks(ink)
+    height = max(int(np.ptp(np.nonzero(mask)[0])) + 1 for mask in masks)
+    cut, marks = [], []
+    for mark, mask in enumerate(masks):
+        columns = np.nonzero(mask.any(axis=0))[0]
+        left, right = int(columns.min()), int(columns.max()) + 1
+        if right - left <= CUT_FROM * height:
+            cut.append(mask)
+            marks.append(mark)
+            continue
+        profile = ndimage.uniform_filter1d((ink * mask)[:, left:right].sum(axis=0), max(1, height // 20))
+        edges = [
+            left,
+            *(
+                left + column
+                for column in cut_columns(profile, round(NARROWEST * height), round(WIDEST_SEGMENT * height))
+            ),
+            right,
+        ]
+        for start, stop in zip(edges, edges[1:]):
+            part = np.zeros_like(mask)
+            part[:, start:stop] = mask[:, start:stop]
+            if part.any():
+                cut.append(part)
+                marks.append(mark)
+    return cut, marks, height
+
+
+def cut_columns(profile: np.ndarray, narrowest: int, widest: int) -> list[int]:
+    """The columns where a mark may be cut: the local minima of its ink, deepest first, `narrowest` apart;
+    then, in any stretch still wider than `widest` (digits that overlap leave no minimum), its thinnest column."""
+    narrowest = max(1, narrowest)
+    widest = max(widest, 2 * narrowest)  # so that a stretch wider than it has a column to cut at
+    inner = np.arange(narrowest, len(profile) - narrowest)
+    minima = [
+        column
+        for column in inner
+        if profile[column] <= profile[max(0, column - narrowest) : column + narrowest + 1].min()
+    ]
+    chosen: list[int] = []
+    for column in sorted(minima, key=lambda column: profile[column]):
+        if all(abs(column - other) >= narrowest for other in chosen):
+            chosen.append(int(column))
+    edges = [0, *sorted(chosen), len(profile)]
+    stretch = 0
+    while stretch < len(edges) - 1:
+        start, stop = edges[stretch], edges[stretch + 1]
+        if stop - start <= widest:
+            stretch += 1
+            continue
+        middle = profile[start + narrowest : stop - narrowest]
+        edges.insert(stretch + 1, start + narrowest + int(np.argmin(middle)))
+    return edges[1:-1]
+
+
+def best_reading(found: Candidates, rows: np.ndarray) -> list[int]:
+    """The pieces, left to right, that cover every segment once and that the network is surest are digits."""
+    rows = np.asarray(rows, dtype=np.float64)
+    widths = found.widths[:, None]
+    misfit = np.maximum(NARROWEST_DIGITS - widths, 0) + np.maximum(widths - WIDEST_DIGITS, 0)
+    scores = (np.log(np.maximum(rows[:, :DIGITS], 1e-12)) - WIDTH_COST * misfit).max(axis=1)
+    best = np.full(found.segments + 1, -np.inf)
+    best[0] = 0.0
+    came_from = [-1] * (found.segments + 1)
+    for index, piece in enumerate(found.pieces):  # pieces come ordered by their first segment
+        total = best[piece.first] + scores[index]
+        if total > best[piece.last + 1]:
+            best[piece.last + 1], came_from[piece.last + 1] = total, index
+    chosen, end = [], found.segments
+    while end > 0:
+        chosen.append(came_from[end])
+        end = found.pieces[came_from[end]].first
+    return chosen[::-1]

@@ -1,0 +1,135 @@
+"""Reading whole numbers: candidate cuts scored by a recognizer, the best reading chosen.
+
+Numbers are composed from MNIST test digits whose boxes are known, spaced,
+touching and overlapping. A stand-in recognizer that knows those boxes checks
+that the right cut is always among the candidates and that the best reading is
+chosen; a trained network then reads the same kinds of numbers.
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.serving import images, reading, segmentation
+
+GAPS = {"spaced": 12, "almost touching": 2, "touching": 0, "overlapping": -3}  # pixels of 28
+
+
+def written_number(mnist, indices, gap, height=200):
+    """MNIST test digits in a row (each trimmed to its ink, `gap` pixels apart; below 0 they overlap),
+    dark on paper lit from one side; returns the paper and each digit's (left, right) in its pixels."""
+    pieces = []
+    for index in indices:
+        digit = mnist.test_images[index] / 255.0
+        used = np.nonzero(digit.max(axis=0) > 0)[0]
+        pieces.append(digit[:, used.min() : used.max() + 1])
+    width = sum(piece.shape[1] for piece in pieces) + gap * (len(pieces) - 1) + 40
+    strip, spans, left = np.zeros((28, width)), [], 20
+    for piece in pieces:
+        strip[:, left : left + piece.shape[1]] = np.maximum(strip[:, left : left + piece.shape[1]], piece)
+        spans.append((left, left + piece.shape[1]))
+        left += piece.shape[1] + gap
+    scale = height / 28
+    big = np.asarray(
+        Image.fromarray(strip.astype(np.float32), mode="F").resize(
+            (round(strip.shape[1] * scale), height), Image.Resampling.BILINEAR
+        )
+    )
+    paper = (0.9 - 0.2 * np.linspace(0, 1, big.shape[1])[None, :]) * (1 - 0.9 * np.clip(big, 0, 1))
+    return paper.astype(np.float32), [(left * scale, right * scale) for left, right in spans]
+
+
+def knowing(spans, labels):
+    """A stand-in recognizer for one number: sure of a piece whose columns are a digit's, unsure of the rest."""
+
+    def rows(found):
+        scored = []
+        for piece in found.pieces:
+            x, _, width, _ = piece.digit.box
+            overlaps = [min(x + width, right) - max(x, left) for left, right in spans]
+            unions = [max(x + width, right) - min(x, left) for left, right in spans]
+            best = int(np.argmax(np.array(overlaps) / np.array(unions)))
+            sure = overlaps[best] / unions[best] > 0.8
+            row = np.full(10, 0.02 if sure else 0.5 / 9)
+            row[labels[best]] = 0.82 if sure else 0.5
+            scored.append(row)
+        return np.array(scored)
+
+    return rows
+
+
+@pytest.mark.parametrize("count", [1, 3, 12])
+@pytest.mark.parametrize("spacing", ["spaced", "almost touching", "touching"])  # overlapping: no straight cut
+def test_the_right_cut_is_among_the_candidates_and_chosen(mnist, spacing, count):
+    indices = list(range(10, 10 + count))
+    paper, spans = written_number(mnist, indices, GAPS[spacing])
+    found = segmentation.candidates(paper)
+    chosen = segmentation.best_reading(found, knowing(spans, mnist.test_labels[indices])(found))
+    boxes = [found.pieces[index].digit.box for index in chosen]
+    assert len(boxes) == count
+    for (x, _, width, _), (left, right) in zip(boxes, spans):
+        assert abs(x - left) <= 20 and abs(x + width - right) <= 20, (boxes, spans)
+    assert all(found.pieces[index].digit.inverted for index in chosen)
+
+
+def test_a_piece_too_wide_for_one_digit_pays_for_it(mnist):
+    """Two digits the recognizer takes for one wide one are read as two, from their widths alone."""
+    paper, spans = written_number(mnist, [3, 10], GAPS["touching"])  # two 0s
+    found = segmentation.candidates(paper)
+    equally_sure = np.tile(np.eye(10)[0] * 0.9 + 0.01, (len(found.pieces), 1))
+    chosen = segmentation.best_reading(found, equally_sure)
+    assert len(chosen) == 2
+
+
+def test_the_pieces_of_a_digit_stay_together():
+    five = np.zeros((28, 28), np.float32)
+    five[3:6, 9:22] = 1.0  # the top bar, drawn as a stroke of its own
+    five[7:14, 8:11] = 1.0  # the rest in one stroke: down,
+    five[12:15, 8:20] = 1.0  # right,
+    five[12:23, 17:20] = 1.0  # down
+    five[20:23, 7:20] = 1.0  # and back left
+    paper = 1 - np.pad(np.concatenate([five, np.zeros((28, 6)), five], axis=1), 20)
+    found = segmentation.candidates(paper.astype(np.float32))
+    spans = [(27, 42), (61, 76)]
+    chosen = segmentation.best_reading(found, knowing(spans, [5, 5])(found))
+    assert [found.pieces[index].digit.box[1] for index in chosen] == [23, 23]  # each from its top bar down
+
+
+@pytest.mark.parametrize("mark", ["a speck of dust", "a faint stroke between the digits"])
+def test_marks_far_lighter_than_a_digit_are_not_digits(mnist, mark):
+    paper, spans = written_number(mnist, [10, 11], GAPS["spaced"])
+    if mark == "a speck of dust":
+        paper[5:8, 5:8] = 0.0
+    else:
+        gap = round(spans[0][1]) + 40
+        paper[60:120, gap : gap + 3] = 0.6
+    found = segmentation.candidates(paper)
+    chosen = segmentation.best_reading(found, knowing(spans, mnist.test_labels[[10, 11]])(found))
+    assert found.segments >= 2 and len(chosen) == 2
+
+
+@pytest.mark.parametrize("height, width", [(2, 5), (3, 30)])
+def test_a_tiny_flat_mark_is_read_without_failing(height, width):
+    paper = np.ones((60, 80), np.float32)
+    paper[28 : 28 + height, 10 : 10 + width] = 0.0
+    found = segmentation.candidates(paper)
+    chosen = segmentation.best_reading(found, np.full((len(found.pieces), 10), 0.1))
+    assert chosen and sum(found.pieces[index].digit.box[2] for index in chosen) <= width + len(chosen)
+
+
+def test_a_page_without_a_number_is_refused():
+    with pytest.raises(images.NotADigit, match="no ink"):
+        segmentation.candidates(np.ones((60, 200), np.float32))
+
+
+@pytest.mark.parametrize("spacing", GAPS)
+def test_a_network_reads_numbers_however_close_their_digits(mnist, reader, spacing):
+    rng = np.random.default_rng(list(GAPS).index(spacing))
+    numbers = [rng.choice(len(mnist.test_labels), size=rng.integers(1, 8), replace=False) for _ in range(20)]
+    papers = [written_number(mnist, indices, GAPS[spacing])[0] for indices in numbers]
+    answers = reading.answers(papers, ["number"] * len(papers), reader, threshold=0.0)
+    expected = ["".join(map(str, mnist.test_labels[indices])) for indices in numbers]
+    right = np.mean([answer["number"] == number for answer, number in zip(answers, expected)])
+    assert all(len(answer["digits"]) == len(answer["number"]) for answer in answers)
+    print(spacing, right)
+    assert right >= 0.8, list(zip(expected, [answer["number"] for answer in answers]))

@@ -1,0 +1,76 @@
+"""Digits drawn in pen strokes and printed in typefaces: the training digits beyond MNIST's."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.data import strokes, typefaces
+from pipeline.serving import images
+
+STYLES = [(digit, variant) for digit in strokes.TEMPLATES for variant in strokes.TEMPLATES[digit]]
+# Reserved for independent evaluation: never drawn from, by training or by these tests.
+RESERVED = ("dkg-handwriting", "breip", "bwht", "femkeklaver", "humor", "comic", "dancing", "ecolier", "klee", "yusei")
+
+
+def drawn_and_printed(count, seed):
+    return strokes.sample(count, seed), typefaces.sample(count, seed)
+
+
+def test_the_same_seed_gives_the_same_digits_and_another_seed_others():
+    (drawn, drawn_labels), (printed, printed_labels) = drawn_and_printed(40, seed=3)
+    (again, again_labels), (printed_again, _) = drawn_and_printed(40, seed=3)
+    assert np.array_equal(drawn, again) and np.array_equal(drawn_labels, again_labels)
+    assert np.array_equal(printed, printed_again)
+    (other, _), (printed_other, _) = drawn_and_printed(40, seed=4)
+    assert not np.array_equal(drawn, other) and not np.array_equal(printed, printed_other)
+
+
+def test_digits_come_in_mnist_format():
+    for made, labels in drawn_and_printed(60, seed=0):
+        assert made.shape == (60, 28, 28) and made.dtype == np.float32 and labels.dtype == np.uint8
+        assert made.min() >= 0 and made.max() == pytest.approx(1.0, abs=0.02)
+        for image in made:
+            rows, columns = np.nonzero(image > 0.1)
+            assert max(np.ptp(rows), np.ptp(columns)) + 1 in (19, 20, 21)  # fitted in MNIST's 20x20 box
+            mass = np.array([np.average(axis, weights=image[rows, columns]) for axis in (rows, columns)])
+            assert np.abs(mass - 13.5).max() <= 1.0  # centred by its centre of mass
+
+
+def test_every_style_and_every_pen_is_drawn_in_turn():
+    count = len(STYLES) * len(strokes.TRAINING_PENS)
+    made, labels = strokes.sample(count, seed=0)
+    assert list(labels) == [digit for _ in strokes.TRAINING_PENS for digit, _ in STYLES]
+    # The pens differ: each broader one draws broader strokes (before they are evened out for the network).
+    rng = np.random.default_rng(0)
+    widths = [
+        np.mean([images.stroke_width(strokes.draw(digit, variant, pen, rng)) for digit, variant in STYLES])
+        for pen in strokes.TRAINING_PENS.values()
+    ]
+    assert widths == sorted(widths) and widths[-1] > 4 * widths[0], widths
+    printed, printed_labels = typefaces.sample(10 * len(typefaces.training()), seed=0)
+    assert list(printed_labels) == list(range(10)) * len(typefaces.training())
+
+
+def test_a_fine_pen_draws_unbroken_strokes():
+    rng = np.random.default_rng(0)
+    fine = strokes.Pen((0.02, 0.02))
+    for digit, variant in [(1, "stick"), (7, "plain"), (0, "oval")]:
+        from scipy import ndimage
+
+        _, count = ndimage.label(strokes.draw(digit, variant, fine, rng) > 0.5, structure=np.ones((3, 3)))
+        assert count == 1, (digit, variant)
+
+
+def test_training_and_evaluation_never_share_a_pen_or_a_typeface():
+    assert not set(strokes.TRAINING_PENS) & set(strokes.HELD_OUT_PENS)
+    assert not set(typefaces.training()) & set(typefaces.held_out())
+    assert all(Path(path).is_file() for path in typefaces.training() + typefaces.held_out() if path)
+    for path in typefaces.training() + typefaces.held_out():
+        assert not any(name in path.lower() for name in RESERVED), path
+
+
+def test_a_network_trained_on_mnist_reads_the_written_digits(reader):
+    """The labels are the digits drawn: MNIST's own network, which never saw these styles, mostly agrees."""
+    for made, labels in drawn_and_printed(300, seed=5):
+        assert (reader(made).argmax(axis=1) == labels).mean() >= 0.8
