@@ -95,7 +95,7 @@ def test_evaluate_images_logs_the_figures_and_every_answer(image_set, tmp_path, 
         assert metrics["images_digits_read"] <= metrics["images_digits_accepted"]
         assert metrics["images_not_digits_rejected_blank_pages"] == 1.0
         answers = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/images/answers.csv").splitlines()
-        assert len(answers) == 1 + 110 and answers[0].startswith("file,set,expected,answer")
+        assert len(answers) == 1 + 110 and answers[0].startswith("file,category,set,expected,answer")
         missing = run_cli(
             "python",
             "-m",

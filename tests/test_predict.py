@@ -95,10 +95,10 @@ def test_a_bad_threshold_is_refused():
 
 
 def test_a_whole_number_is_read_digit_by_digit(model_uri, mnist, tmp_path):
-    from test_images import written_number
+    from test_segmentation import written_number
 
     indices = list(range(30, 36))
-    paper, boxes = written_number(mnist, indices, [4] * len(indices))
+    paper, spans = written_number(mnist, indices, 4)
     path = tmp_path / "number.png"
     path.write_bytes(encoded(paper, "PNG"))
     result = predict(model_uri, path, "--number", "--json", "--show", tmp_path / "seen.png")
@@ -116,7 +116,7 @@ def test_a_whole_number_is_read_digit_by_digit(model_uri, mnist, tmp_path):
         assert answer["number"] == read and not answer["rejected"]
     (anything,) = json.loads(predict(model_uri, path, "--number", "--json", "--threshold", "0").stdout)
     assert anything["number"] == read, "with threshold 0 the number is always read"
-    for digit, (x, *_) in zip(answer["digits"], boxes):
-        assert abs(digit["box"][0] - x) <= 10 and len(digit["box"]) == 4
+    for digit, (left, _) in zip(answer["digits"], spans):
+        assert abs(digit["box"][0] - left) <= 10 and len(digit["box"]) == 4
     plain = predict(model_uri, path, "--number").stdout.strip()
     assert plain.startswith(f"{path}: ")
