@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import BIN, mlflow_run, use_store
-from test_images import encoded, on_paper, written_number
+from test_images import encoded, on_paper
+from test_segmentation import written_number
 
 from pipeline.training.splits import scaled
 
@@ -233,7 +234,7 @@ def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
             encoded(on_paper(image), "PNG" if index % 2 else "JPEG", "RGB") for index, image in enumerate(images[:4])
         ]
         blank = encoded(np.ones((60, 60)), "PNG")
-        number, _ = written_number(mnist, list(range(30, 34)), [6] * 4)
+        number, _ = written_number(mnist, list(range(30, 34)), 6)
         number_file = encoded(number, "PNG")
         rows = [[base64.b64encode(data).decode(), "digit"] for data in digit_files + [blank]]
         rows.append([base64.b64encode(number_file).decode(), "number"])
