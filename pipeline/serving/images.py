@@ -5,13 +5,16 @@ anti-aliased) and centred by their centre of mass in a 28x28 frame. A photo or
 scan of a digit is none of that, so `read` decodes any image Pillow can read
 into grayscale, and `to_mnist` turns it into what the networks were trained on:
 
-1. polarity: dark ink on light paper, or light chalk on a dark board, judged by
-   the image's border, which is mostly background; made white-on-black;
-2. uneven light: the background, estimated by a grey opening wider than any
-   stroke, is subtracted;
+1. uneven light: the paper's brightness, a smooth surface fitted to the pixels
+   that are not ink (`paper_of`), is subtracted, so no stroke is too broad to
+   be kept;
+2. polarity: ink is what stands out from the paper, darker (pen on paper) or
+   lighter (chalk on a board), whichever weighs more, judged by contrast rather
+   than brightness (a dim photo's paper is still paper); made white-on-black;
 3. contrast: the strokes' brightness is stretched to 1, keeping the grey
    anti-aliased edges rather than binarizing, and faint paper texture is cut;
-4. crop to the ink, downscale with an anti-aliasing filter to fit 20x20 keeping
+4. crop to the ink's marks (dust left out), even out strokes far bolder or finer
+   than MNIST's, downscale with an anti-aliasing filter to fit 20x20 keeping
    the aspect ratio, and centre by centre of mass in 28x28.
 
 An image that cannot hold one digit is refused with `NotADigit` and a short
@@ -158,7 +161,7 @@ def brightest_stroke(ink: np.ndarray) -> float:
 def paper_of(gray: np.ndarray) -> np.ndarray:
     """The paper's brightness under the ink: a smooth surface fitted to the pixels that are not ink.
 
-    A quadratic in x and y (a light gradient, a vignette, a shadow's edge) fitted
+    A quadratic in x and y (a light gradient, a vignette, a dim corner) fitted
     by least squares to a reduced copy of the image, leaving out, again and
     again, the pixels far from it on either side: strokes of any width, dark or
     light, are left out, so unlike a filter of some size it cannot take a broad

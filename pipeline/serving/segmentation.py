@@ -1,14 +1,15 @@
 """Where the digits of a whole number end, decided by the recognizer: segmentation by recognition.
 
 Digits written in a row touch, overlap and break, so no rule about ink can say
-where one ends. Instead the number's ink is cut too finely, into segments
-(marks of ink, and marks wider than a narrow digit cut again at the columns
-where they hold least ink), every run of up to `MAX_SPAN` consecutive segments
-of one mark is a candidate digit (marks apart are digits apart), the network scores every candidate in one batch, and
-dynamic programming chooses the reading, segments left to right, whose
-candidates the network is surest of, with a cost for candidates too wide to be
-one digit (Casey and Lecolinet's survey, 1996, calls this over-segmentation
-and recognition-based dissection).
+where one ends. Instead the number's ink is cut too finely into segments: its
+marks (`images.digit_masks`), and each mark wide enough to hold several digits
+cut again at the columns where it holds least ink. Every run of up to
+`MAX_SPAN` consecutive segments of one mark is a candidate digit (marks apart
+are digits apart), the network reads every candidate in one batch, and dynamic
+programming chooses the reading, segments left to right, whose candidates the
+network is surest of, with a cost for a candidate narrower or wider than its
+digit ever is in MNIST (Casey and Lecolinet's survey, 1996, calls this
+over-segmentation and recognition-based dissection).
 
     found = candidates(gray)                       # raises images.NotADigit
     rows = probabilities_of(np.stack([c.digit.image for c in found.pieces]))
@@ -53,18 +54,17 @@ def candidates(gray: np.ndarray) -> Candidates:
     ink = images.ink_of(gray)
     images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
     masks, marks, height = segments(ink.map)
-    spans = [np.flatnonzero(mask.any(axis=axis)) for mask in masks for axis in (1, 0)]
+    rows_of = [np.flatnonzero(mask.any(axis=1)) for mask in masks]
+    columns_of = [np.flatnonzero(mask.any(axis=0)) for mask in masks]
     pieces, widths = [], []
     for first in range(len(masks)):
         for last in range(first, min(first + MAX_SPAN, len(masks))):
             if marks[last] != marks[first]:  # ink apart is digits apart
                 break
             # Cropped to the segments' rows and columns before anything is measured: big photos stay quick.
-            rows = slice(
-                min(spans[2 * k][0] for k in range(first, last + 1)),
-                max(spans[2 * k][-1] for k in range(first, last + 1)) + 1,
-            )
-            columns = slice(spans[2 * first + 1][0], spans[2 * last + 1][-1] + 1)
+            run = range(first, last + 1)
+            rows = slice(min(rows_of[k][0] for k in run), max(rows_of[k][-1] for k in run) + 1)
+            columns = slice(columns_of[first][0], columns_of[last][-1] + 1)
             union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
             digit = images.digit_from(ink, ink.map[rows, columns] * union, (rows.start, columns.start))
             pieces.append(Piece(first, last, digit))
