@@ -70,7 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--styles",
         action="store_true",
-        help="held-out styles instead, one folder per category, --digits and --numbers per category",
+        help="styles instead, one folder per category (--digits and --numbers per category): those training "
+        "never draws, or with --split validation a development set drawn with training's",
     )
     return parser.parse_args(argv)
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     folder = Path(args.output)
     if args.styles:
-        written = write_styles(folder, args.digits, args.numbers, args.not_digits, args.seed)
+        written = write_styles(folder, args.digits, args.numbers, args.not_digits, args.seed, args.split)
     else:
         written = write(folder, args.split, args.digits, args.numbers, args.not_digits, args.seed)
     print(f"{args.output}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()))
@@ -125,25 +126,37 @@ def write(
     }
 
 
-def write_styles(folder: Path, digits: int = 200, numbers: int = 50, not_digits: int = 200, seed: int = 0) -> dict:
-    """Write one set per held-out category under `folder`; return how many files each category has."""
+def write_styles(
+    folder: Path, digits: int = 200, numbers: int = 50, not_digits: int = 200, seed: int = 0, split: str = "test"
+) -> dict:
+    """Write one set per category under `folder`; return how many files each category has.
+
+    With `split="test"` the pens and typefaces are those training never draws, and the handwriting is
+    MNIST's test digits; with "validation", a development set in the same layout, the categories drawn
+    with training's pens and typefaces instead, and the handwriting MNIST's validation digits.
+    """
     rng = np.random.default_rng(seed)
     mnist = datasets.load(datasets.MNIST)
-    held_out_typefaces = typefaces.held_out()
+    if split == "test":
+        pens, fonts = strokes.HELD_OUT_PENS, typefaces.held_out()
+        handwriting, labels = mnist.test_images, mnist.test_labels
+    else:
+        pens = {name: strokes.TRAINING_PENS[name] for name in ("ballpoint", "felt-tip")}
+        fonts = typefaces.training()
+        handwriting, labels = mnist.train_images[-5000:], mnist.train_labels[-5000:]
 
     def drawn(pen: str) -> tuple[np.ndarray, int]:
         digit = int(rng.integers(10))
         variants = list(strokes.TEMPLATES[digit])
-        ink = strokes.draw(digit, variants[rng.integers(len(variants))], strokes.HELD_OUT_PENS[pen], rng)
-        return upright(ink), digit
+        return upright(strokes.draw(digit, variants[rng.integers(len(variants))], pens[pen], rng)), digit
 
     def printed() -> tuple[np.ndarray, int]:
         digit = int(rng.integers(10))
-        return upright(typefaces.printed(digit, held_out_typefaces[rng.integers(len(held_out_typefaces))], rng)), digit
+        return upright(typefaces.printed(digit, fonts[rng.integers(len(fonts))], rng)), digit
 
     def handwritten() -> tuple[np.ndarray, int]:
-        pick = rng.integers(len(mnist.test_labels))
-        return ink_of(mnist.test_images[pick]), int(mnist.test_labels[pick])
+        pick = rng.integers(len(labels))
+        return ink_of(handwriting[pick]), int(labels[pick])
 
     def marker() -> tuple[np.ndarray, int]:
         ink, digit = handwritten()
@@ -157,8 +170,10 @@ def write_styles(folder: Path, digits: int = 200, numbers: int = 50, not_digits:
         return Image.fromarray(np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8))
 
     categories = {
-        "chalk": (lambda: drawn("chalk"), {"board": True}),
-        "calligraphy pen": (lambda: drawn("calligraphy nib"), {}),
+        **{
+            pen: ((lambda pen=pen: drawn(pen)), {"board": pens[pen].kind == "chalk"})
+            for pen in pens  # each pen a category
+        },
         "typefaces": (printed, {}),
         "broad marker": (marker, {}),
         "dim photos": (handwritten, {"after": dim}),
@@ -174,7 +189,7 @@ def write_styles(folder: Path, digits: int = 200, numbers: int = 50, not_digits:
                 f"{index:04d}",
                 rng,
             )
-    makers = [lambda: drawn("chalk"), lambda: drawn("calligraphy nib"), printed, handwritten, marker]
+    makers = [*(lambda pen=pen: drawn(pen) for pen in pens), printed, handwritten, marker]
     for category, gaps in {"spaced numbers": (0.1, 0.3), "touching numbers": (-0.12, 0.0)}.items():
         for index in range(numbers):
             make = makers[rng.integers(len(makers))]  # one hand, pen or typeface for the whole number
@@ -186,7 +201,7 @@ def write_styles(folder: Path, digits: int = 200, numbers: int = 50, not_digits:
     glyphs = {"letters and symbols": GLYPHS, "digit-like letters": LOOKALIKES}
     for kind, characters in glyphs.items():
         for index in range(not_digits // 2):
-            ink = glyph(rng, [Path(path) for path in held_out_typefaces], characters)
+            ink = glyph(rng, [Path(path) for path in fonts if path], characters)
             save(photo(ink, rng), folder / "letters" / "not-digits" / kind, f"{index:04d}", rng)
     return {path.name: sum(1 for file in path.rglob("*") if file.is_file()) for path in sorted(folder.iterdir())}
 

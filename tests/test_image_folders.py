@@ -62,6 +62,10 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
         "letters",
     }
     assert {item.set for item in found if "numbers" in item.category} == {"numbers"}
+    development = tmp_path / "development"  # drawn with training's pens and typefaces, to tune on
+    image_sets.write_styles(development, digits=2, numbers=1, not_digits=2, seed=2, split="validation")
+    drawn_with = {item.category for item in image_folders.items(development)} - categories
+    assert drawn_with == {"ballpoint", "felt-tip"}
     assert all(1 <= len(item.expected) <= 12 for item in found if item.set == "numbers")
 
     class Reader:  # the served model's interface, around a real network

@@ -124,7 +124,7 @@ TRAINING_PENS = {
 }
 HELD_OUT_PENS = {
     "chalk": Pen((0.06, 0.16), "chalk"),
-    "calligraphy nib": Pen((0.08, 0.18), "edged"),
+    "calligraphy pen": Pen((0.08, 0.18), "edged"),
 }
 
 

@@ -31,7 +31,7 @@ CUT_FROM = 0.8  # of the digits' height: marks wider than this may be several di
 # Each digit's width in its height, in MNIST's training digits: the 1st and the 99th percentile.
 NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 0.4])
 WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
-WIDTH_COST = 8.0  # log-probability a candidate pays per digit height it is narrower or wider than its digit can be
+WIDTH_COST = 8.0  # log-probability a candidate pays per height it is narrower or wider than its digit can be
 DIGITS = 10
 
 
@@ -46,7 +46,7 @@ class Piece:
 class Candidates:
     segments: int
     pieces: list[Piece]
-    widths: np.ndarray  # each piece's width, in digit heights
+    widths: np.ndarray  # each piece's width in its own height, as NARROWEST_DIGITS and WIDEST_DIGITS are
 
 
 def candidates(gray: np.ndarray) -> Candidates:
@@ -68,7 +68,7 @@ def candidates(gray: np.ndarray) -> Candidates:
             union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
             digit = images.digit_from(ink, ink.map[rows, columns] * union, (rows.start, columns.start))
             pieces.append(Piece(first, last, digit))
-            widths.append(digit.box[2] * ink.scale / height)
+            widths.append(digit.box[2] / digit.box[3])
     return Candidates(len(masks), pieces, np.array(widths))
 
 
