@@ -268,8 +268,9 @@ def test_n_jobs_workers_on_one_machine_share_the_study(tracking, mnist, tmp_path
 def test_a_stopped_parallel_search_queues_every_interrupted_trial_again(tracking, mnist, tmp_path, stop):
     """Ctrl-C reaches every process of the terminal's group; `kill` reaches the first process only."""
     journal = tmp_path / "study.journal"
+    # 30 epochs, so that no trial can finish while the stop is on its way; the stop cuts them short.
     command = [
-        sys.executable, "-m", "pipeline.search", "--version", "3", "--n-trials", "3", "--epochs", "3",
+        sys.executable, "-m", "pipeline.search", "--version", "3", "--n-trials", "3", "--epochs", "30",
         "--subset", "4000", "--validation", "500", "--storage", str(journal), "--n-jobs", "2",
         "--train-best", "false",
     ]  # fmt: skip
