@@ -278,13 +278,14 @@ def test_a_stopped_parallel_search_queues_every_interrupted_trial_again(tracking
     search = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     storage = studies.open_storage(str(journal))
     deadline = time.monotonic() + 300
-    while True:  # stop it once both workers are in a trial with its MLflow run
+    while True:  # stop it once both workers are training: in a trial with its MLflow run, an epoch done
         assert search.poll() is None and time.monotonic() < deadline, "the search ended before it could be stopped"
         try:
             trials = optuna.load_study(study_name="mnist-v3", storage=storage).get_trials()
         except KeyError:  # the study does not exist yet
             trials = []
-        if sum(t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs for t in trials) == 2:
+        training = [t for t in trials if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        if len(training) == 2 and all(t.intermediate_values for t in training):
             break
         time.sleep(0.5)
     if stop == "ctrl-c":
