@@ -194,7 +194,7 @@ def write_styles(
         for index in range(numbers):
             make = makers[rng.integers(len(makers))]  # one hand, pen or typeface for the whole number
             inks, digits_written = zip(*(make() for _ in range(rng.integers(1, 13))))
-            row = in_a_row([resized_to(ink, MNIST_INK) for ink in inks], gaps, rng)
+            row = in_a_row([in_28_rows(ink) for ink in inks], gaps, rng)
             save(
                 photo(row, rng), folder / category / "numbers" / "".join(map(str, digits_written)), f"{index:04d}", rng
             )
@@ -219,8 +219,8 @@ def upright(ink: np.ndarray) -> np.ndarray:
     return frame
 
 
-def resized_to(ink: np.ndarray, height: int) -> np.ndarray:
-    """A digit's frame (MNIST's layout, any size) scaled so that its ink is `height` pixels high, 28 frame."""
+def in_28_rows(ink: np.ndarray) -> np.ndarray:
+    """A digit's frame in MNIST's layout, of any size, scaled to MNIST's 28 rows (its ink 20 high)."""
     factor = 28 / ink.shape[0]
     size = (max(1, round(ink.shape[1] * factor)), 28)
     return np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)) / 255.0

@@ -46,7 +46,6 @@ class Piece:
 class Candidates:
     segments: int
     pieces: list[Piece]
-    widths: np.ndarray  # each piece's width in its own height, as NARROWEST_DIGITS and WIDEST_DIGITS are
 
 
 def candidates(gray: np.ndarray) -> Candidates:
@@ -56,7 +55,7 @@ def candidates(gray: np.ndarray) -> Candidates:
     masks, marks, height = segments(ink.map)
     rows_of = [np.flatnonzero(mask.any(axis=1)) for mask in masks]
     columns_of = [np.flatnonzero(mask.any(axis=0)) for mask in masks]
-    pieces, widths = [], []
+    pieces = []
     for first in range(len(masks)):
         for last in range(first, min(first + MAX_SPAN, len(masks))):
             if marks[last] != marks[first]:  # ink apart is digits apart
@@ -68,8 +67,7 @@ def candidates(gray: np.ndarray) -> Candidates:
             union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
             digit = images.digit_from(ink, ink.map[rows, columns] * union, (rows.start, columns.start))
             pieces.append(Piece(first, last, digit))
-            widths.append(digit.box[2] / digit.box[3])
-    return Candidates(len(masks), pieces, np.array(widths))
+    return Candidates(len(masks), pieces)
 
 
 def segments(ink: np.ndarray) -> tuple[list[np.ndarray], list[int], int]:
@@ -135,7 +133,8 @@ def cut_columns(profile: np.ndarray, narrowest: int, widest: int) -> list[int]:
 def best_reading(found: Candidates, rows: np.ndarray) -> list[int]:
     """The pieces, left to right, that cover every segment once and that the network is surest are digits."""
     rows = np.asarray(rows, dtype=np.float64)
-    widths = found.widths[:, None]
+    # Each piece's width in its own height, as NARROWEST_DIGITS and WIDEST_DIGITS are.
+    widths = np.array([piece.digit.box[2] / piece.digit.box[3] for piece in found.pieces])[:, None]
     misfit = np.maximum(NARROWEST_DIGITS - widths, 0) + np.maximum(widths - WIDEST_DIGITS, 0)
     scores = (np.log(np.maximum(rows[:, :DIGITS], 1e-12)) - WIDTH_COST * misfit).max(axis=1)
     best = np.full(found.segments + 1, -np.inf)
