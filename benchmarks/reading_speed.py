@@ -64,7 +64,7 @@ def photo(digits: list[np.ndarray], touching: bool, rng: np.random.Generator) ->
 def main(argv: list[str] | None = None) -> None:
     import mlflow
 
-    from pipeline.serving import images, reading
+    from pipeline.serving import images, segmentation
 
     args = parse(argv)
     mnist = datasets.load(datasets.MNIST)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         gray = images.read(data)
         decode.append(time.perf_counter() - start)
         start = time.perf_counter()
-        found = reading.segmentation.candidates(gray)
+        found = segmentation.candidates(gray)
         prepare.append(time.perf_counter() - start)
         start = time.perf_counter()
         recognizer.probabilities(np.stack([piece.digit.image for piece in found.pieces]))
