@@ -42,7 +42,7 @@ ui: setup
 	mlflow ui --host 127.0.0.1 --port 5000
 
 serve: setup
-	mlflow models serve -m models:/mnist/Production --env-manager local --host 127.0.0.1 --port 5001
+	mlflow models serve -m models:/mnist/Production --env-manager local --host 127.0.0.1 --port 5001 --workers 2
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

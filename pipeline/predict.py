@@ -98,9 +98,16 @@ def main(argv: list[str] | None = None) -> None:
         except (MlflowException, OSError) as error:
             sys.exit(f"predict: cannot load the model {args.model}: {error}")
         # The same call, and so the same answers, as the served model's base64 payload.
-        frame = pd.DataFrame({"image": [base64.b64encode(data).decode() for data in readable.values()]})
-        answers = model.predict(frame, params={"mode": mode, "threshold": args.threshold})
-        results = [{"file": file, **answer} for file, answer in zip(readable, answers)]
+        # One file per call, so every call is within the served model's limits per request.
+        for file, data in readable.items():
+            frame = pd.DataFrame({"image": [base64.b64encode(data).decode()]})
+            try:
+                (answer,) = model.predict(frame, params={"mode": mode, "threshold": args.threshold})
+            except MlflowException as error:
+                print(f"predict: {file}: {error.message}", file=sys.stderr)
+                failed = True
+                continue
+            results.append({"file": file, **answer})
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -117,8 +124,8 @@ def show(model: mlflow.pyfunc.PyFuncModel, readable: dict[str, bytes], mode: str
     from pipeline.serving import images, reading
 
     inputs, captions = [], []
-    grays = [images.read(data) for data in readable.values()]
-    read = reading.readings(grays, [mode] * len(grays), model.unwrap_python_model().probabilities, threshold)
+    pictures = [images.read(data) for data in readable.values()]
+    read = reading.readings(pictures, [mode] * len(pictures), model.unwrap_python_model().probabilities, threshold)
     for file, (answer, seen) in zip(readable, read):
         for digit, said in zip(seen, answer.get("digits") or [answer]):
             inputs.append(digit.image)

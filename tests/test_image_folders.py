@@ -70,8 +70,8 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
 
     class Reader:  # the served model's interface, around a real network
         def predict(self, frame, params):
-            grays = [images.read(base64.b64decode(image)) for image in frame["image"]]
-            return reading.answers(grays, list(frame["mode"]), reader, params["threshold"])
+            pictures = [images.read(base64.b64decode(image)) for image in frame["image"]]
+            return reading.answers(pictures, list(frame["mode"]), reader, params["threshold"])
 
     figures = image_folders.summary(image_folders.answers(Reader(), found, 0.5))
     assert figures["digits_count"] == 6 * 4 and figures["chalk_digits_count"] == 4

@@ -130,7 +130,7 @@ def test_the_digit_fills_a_20_pixel_box_centred_by_mass(digits):
 )
 def test_every_format_and_mode_reads_the_same(digits, format, mode):
     paper = on_paper(digits[2])
-    gray = images.read(encoded(paper, format, mode))
+    gray = images.read(encoded(paper, format, mode)).gray
     assert gray.shape == paper.shape and gray.dtype == np.float32
     assert np.abs(gray - paper).mean() < 0.03
     assert similarity(images.to_mnist(gray).image, images.to_mnist(paper).image) > 0.95
@@ -142,7 +142,7 @@ def test_transparent_pixels_are_white_paper(digits):
     rgba[..., 3] = ink  # black ink where opaque, transparent elsewhere
     buffer = io.BytesIO()
     Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
-    gray = images.read(buffer.getvalue())
+    gray = images.read(buffer.getvalue()).gray
     assert gray[0, 0] == 1.0 and gray[ink > 0].max() == 0.0
     assert images.to_mnist(gray).inverted
 
@@ -154,7 +154,7 @@ def test_exif_orientation_is_applied(digits):
     exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
     buffer = io.BytesIO()
     rotated.save(buffer, format="JPEG", exif=exif, quality=95)
-    gray = images.read(buffer.getvalue())
+    gray = images.read(buffer.getvalue()).gray
     assert gray.shape == paper.shape
     assert np.abs(gray - paper).mean() < 0.03
 
@@ -163,7 +163,7 @@ def test_the_first_frame_of_an_animation(digits):
     frames = [Image.fromarray((on_paper(digit) * 255).astype(np.uint8)) for digit in digits[5:7]]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
-    assert np.abs(images.read(buffer.getvalue()) - on_paper(digits[5])).mean() < 0.03
+    assert np.abs(images.read(buffer.getvalue()).gray - on_paper(digits[5])).mean() < 0.03
 
 
 @pytest.mark.parametrize(
@@ -222,6 +222,20 @@ def test_a_large_photo_is_reduced_and_its_box_given_in_its_own_pixels(digits):
     x, y, width, height = result.box
     assert abs(x - (1500 + 20 * columns.min())) <= 30 and abs(y - (900 + 20 * rows.min())) <= 30
     assert similarity(result.image, images.to_mnist(digits[8]).image) > 0.9
+
+
+@pytest.mark.parametrize("format", ["JPEG", "PNG"])
+def test_a_large_file_is_reduced_while_decoded_and_boxes_stay_in_its_pixels(digits, format):
+    paper = on_paper(digits[8], size=(2400, 3200), at=(900, 1500), scale=20, gradient=0.2)
+    picture = images.read(encoded(paper, format, quality=90))
+    assert images.WORKING_SIZE <= max(picture.gray.shape) < 2 * images.WORKING_SIZE
+    assert picture.scale == pytest.approx(max(picture.gray.shape) / 3200)
+    result = images.to_mnist(picture.gray, picture.scale)
+    rows, columns = np.nonzero(digits[8] > 0.3)
+    x, y, width, height = result.box
+    assert abs(x - (1500 + 20 * columns.min())) <= 30 and abs(y - (900 + 20 * rows.min())) <= 30
+    assert abs(height - 20 * (rows.max() - rows.min() + 1)) <= 40
+    assert similarity(result.image, images.to_mnist(paper).image) > 0.95
 
 
 def holes(image):
@@ -293,7 +307,7 @@ def test_coloured_paper_and_ink(digits, paper, ink, inverted):
     rgb = (np.array(paper) * (1 - page) + np.array(ink) * page).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
-    result = images.to_mnist(images.read(buffer.getvalue()))
+    result = images.to_mnist(images.read(buffer.getvalue()).gray)
     assert result.inverted == inverted
     assert similarity(result.image, images.to_mnist(digits[2]).image) > 0.85
 

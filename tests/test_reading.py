@@ -55,7 +55,8 @@ def test_answers_batches_every_digit_and_keeps_refusals_in_place(mnist):
         seen.append(len(batch))
         return np.stack([row(7, 0.99)] * len(batch))
 
-    results = reading.answers([digit, np.ones((40, 40)), digit], ["digit", "digit", "number"], probabilities_of)
+    pictures = [images.Picture(gray) for gray in (digit, np.ones((40, 40)), digit)]
+    results = reading.answers(pictures, ["digit", "digit", "number"], probabilities_of)
     assert len(seen) == 1 and seen[0] >= 2  # one call: the digit, and every candidate digit of the number
     assert results[0]["digit"] == 7 and results[2]["number"] == "7"
     assert results[1] == reading.refusal(results[1]["reason"], "digit") and "no ink" in results[1]["reason"]

@@ -127,7 +127,7 @@ def test_a_network_reads_numbers_however_close_their_digits(mnist, reader, spaci
     """Version 4 reads numbers of 1 to 7 digits; each digit's box and confidence come with the number."""
     rng = np.random.default_rng(list(GAPS).index(spacing))
     numbers = [rng.choice(len(mnist.test_labels), size=rng.integers(1, 8), replace=False) for _ in range(20)]
-    papers = [written_number(mnist, indices, GAPS[spacing])[0] for indices in numbers]
+    papers = [images.Picture(written_number(mnist, indices, GAPS[spacing])[0]) for indices in numbers]
     answers = reading.answers(papers, ["number"] * len(papers), reader, threshold=0.0)
     expected = ["".join(map(str, mnist.test_labels[indices])) for indices in numbers]
     right = np.mean([answer["number"] == number for answer, number in zip(answers, expected)])

@@ -2,13 +2,10 @@
 train, promote, load the Production model, evaluate, and the main job."""
 
 import base64
+import concurrent.futures
+import io
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -16,10 +13,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, mlflow_run, use_store
+from conftest import mlflow_run, use_store
+from PIL import Image
 from test_images import encoded, on_paper
 from test_segmentation import written_number
 
+from pipeline.analysis import scoring_server
 from pipeline.training.splits import scaled
 
 SUBSET, VALIDATION = 2000, 500
@@ -158,12 +157,6 @@ def test_evaluate_the_production_model(trained, mnist):
     assert "figures/worst_errors.png" in artifacts(evaluated.info.run_id)
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def post(url, payload):
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -178,114 +171,123 @@ def post(url, payload):
 ANSWER_KEYS = {"digit", "confidence", "probabilities", "rejected", "reason"}
 
 
-def test_mlflow_models_serve_reads_arrays_and_image_files(trained, mnist):
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/mnist/Production",
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not come up in 180 s"
-            time.sleep(1)
+@pytest.fixture(scope="module")
+def served(trained):
+    """A real `mlflow models serve -m models:/mnist/Production` on 127.0.0.1, with two workers."""
+    with scoring_server.running("models:/mnist/Production", workers=2) as server:
+        yield f"{server.url}/invocations"
 
-        model = mlflow.pyfunc.load_model("models:/mnist/Production")
-        images = scaled(mnist.test_images[:8])
-        expected = model.unwrap_python_model().probabilities(images)
-        for shape in (images.shape, images.shape + (1,)):
-            status, body = post(f"{base}/invocations", {"inputs": images.reshape(shape).tolist()})
-            assert status == 200, body
-            answers = body["predictions"]
-            assert [set(answer) for answer in answers] == [ANSWER_KEYS] * 8
-            # The ten digits' probabilities; "not a digit" is said by `rejected` and `reason`.
-            np.testing.assert_allclose(
-                [answer["probabilities"] for answer in answers], expected[:, :10], rtol=1e-4, atol=1e-6
-            )
-            assert [answer["digit"] for answer in answers] == [
-                None if row.argmax() == 10 or row.max() < 0.5 else int(row.argmax()) for row in expected
-            ]
 
-        # Image files as base64: digits on paper, a blank page, and a whole number (mode column and param).
-        digit_files = [
-            encoded(on_paper(image), "PNG" if index % 2 else "JPEG", "RGB") for index, image in enumerate(images[:4])
-        ]
-        blank = encoded(np.ones((60, 60)), "PNG")
-        number, _ = written_number(mnist, list(range(30, 34)), 6)
-        number_file = encoded(number, "PNG")
-        rows = [[base64.b64encode(data).decode(), "digit"] for data in digit_files + [blank]]
-        rows.append([base64.b64encode(number_file).decode(), "number"])
-        status, body = post(f"{base}/invocations", {"dataframe_split": {"columns": ["image", "mode"], "data": rows}})
+def test_mlflow_models_serve_reads_arrays_and_image_files(served, mnist):
+    model = mlflow.pyfunc.load_model("models:/mnist/Production")
+    images = scaled(mnist.test_images[:8])
+    expected = model.unwrap_python_model().probabilities(images)
+    for shape in (images.shape, images.shape + (1,)):
+        status, body = post(served, {"inputs": images.reshape(shape).tolist()})
         assert status == 200, body
         answers = body["predictions"]
-        in_process = model.predict(pd.DataFrame(rows, columns=["image", "mode"]))
-        assert [answer["digit"] for answer in answers] == [answer["digit"] for answer in in_process]
-        assert answers[4]["rejected"] and answers[4]["digit"] is None and "no ink" in answers[4]["reason"]
-        assert set(answers[5]) == ANSWER_KEYS | {"number", "digits"} and len(answers[5]["digits"]) == 4
-        # The same file as `base64` wraps it (lines of 76, GNU's default) and as a browser's data URL.
-        wrapped = base64.encodebytes(digit_files[0]).decode()
-        assert "\n" in wrapped
-        status, body = post(
-            f"{base}/invocations",
-            {"dataframe_split": {"columns": ["image"], "data": [[wrapped], [f"data:image/jpeg;base64,{rows[0][0]}"]]}},
+        assert [set(answer) for answer in answers] == [ANSWER_KEYS] * 8
+        # The ten digits' probabilities; "not a digit" is said by `rejected` and `reason`.
+        np.testing.assert_allclose(
+            [answer["probabilities"] for answer in answers], expected[:, :10], rtol=1e-4, atol=1e-6
         )
-        assert status == 200, body
-        assert [answer["confidence"] for answer in body["predictions"]] == [answers[0]["confidence"]] * 2
-        status, body = post(
-            f"{base}/invocations",
-            {
-                "dataframe_split": {"columns": ["image"], "data": [[rows[5][0]]]},
-                "params": {"mode": "number", "threshold": 0.0},
-            },
-        )
-        (read,) = body["predictions"]
-        assert status == 200 and len(read["number"]) == 4
-        assert read["number"] == "".join(str(digit["digit"]) for digit in read["digits"])
-        # At the default threshold: what the model answers in-process, digit boxes included.
-        assert answers[5]["number"] == in_process[5]["number"]
-        assert [d["box"] for d in answers[5]["digits"]] == [d["box"] for d in read["digits"]]
+        assert [answer["digit"] for answer in answers] == [
+            None if row.argmax() == 10 or row.max() < 0.5 else int(row.argmax()) for row in expected
+        ]
 
-        for payload, message in [
-            ({"inputs": [[1, 2, 3]]}, "N x 28 x 28"),
-            ({"inputs": (images[:1] * 255).tolist()}, "[0, 1]"),
-            ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]], ["not base64!"]]}}, "row 1"),
-            (
-                {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(b"text").decode()]]}},
-                "not an image",
-            ),
-            ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]]]}, "params": {"mode": "words"}}, "mode"),
-        ]:
-            status, body = post(f"{base}/invocations", payload)
-            assert 400 <= status < 500 and message in body.get("message", ""), (payload, status, body)
+    # Image files as base64: digits on paper, a blank page, and a whole number (mode column and param).
+    digit_files = [
+        encoded(on_paper(image), "PNG" if index % 2 else "JPEG", "RGB") for index, image in enumerate(images[:4])
+    ]
+    blank = encoded(np.ones((60, 60)), "PNG")
+    number, _ = written_number(mnist, list(range(30, 34)), 6)
+    number_file = encoded(number, "PNG")
+    rows = [[base64.b64encode(data).decode(), "digit"] for data in digit_files + [blank]]
+    rows.append([base64.b64encode(number_file).decode(), "number"])
+    status, body = post(served, {"dataframe_split": {"columns": ["image", "mode"], "data": rows}})
+    assert status == 200, body
+    answers = body["predictions"]
+    in_process = model.predict(pd.DataFrame(rows, columns=["image", "mode"]))
+    assert [answer["digit"] for answer in answers] == [answer["digit"] for answer in in_process]
+    assert answers[4]["rejected"] and answers[4]["digit"] is None and "no ink" in answers[4]["reason"]
+    assert set(answers[5]) == ANSWER_KEYS | {"number", "digits"} and len(answers[5]["digits"]) == 4
+    # The same file as `base64` wraps it (lines of 76, GNU's default) and as a browser's data URL.
+    wrapped = base64.encodebytes(digit_files[0]).decode()
+    assert "\n" in wrapped
+    status, body = post(
+        served,
+        {"dataframe_split": {"columns": ["image"], "data": [[wrapped], [f"data:image/jpeg;base64,{rows[0][0]}"]]}},
+    )
+    assert status == 200, body
+    assert [answer["confidence"] for answer in body["predictions"]] == [answers[0]["confidence"]] * 2
+    status, body = post(
+        served,
+        {
+            "dataframe_split": {"columns": ["image"], "data": [[rows[5][0]]]},
+            "params": {"mode": "number", "threshold": 0.0},
+        },
+    )
+    (read,) = body["predictions"]
+    assert status == 200 and len(read["number"]) == 4
+    assert read["number"] == "".join(str(digit["digit"]) for digit in read["digits"])
+    # At the default threshold: what the model answers in-process, digit boxes included.
+    assert answers[5]["number"] == in_process[5]["number"]
+    assert [d["box"] for d in answers[5]["digits"]] == [d["box"] for d in read["digits"]]
 
-        status, _ = post(f"{base}/invocations", {"inputs": images[:2].tolist()})
-        assert status == 200, "the server keeps serving after bad requests"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    for payload, message in [
+        ({"inputs": [[1, 2, 3]]}, "N x 28 x 28"),
+        ({"inputs": (images[:1] * 255).tolist()}, "[0, 1]"),
+        ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]], ["not base64!"]]}}, "row 1"),
+        (
+            {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(b"text").decode()]]}},
+            "not an image",
+        ),
+        ({"dataframe_split": {"columns": ["image"], "data": [[rows[0][0]]]}, "params": {"mode": "words"}}, "mode"),
+    ]:
+        status, body = post(served, payload)
+        assert 400 <= status < 500 and message in body.get("message", ""), (payload, status, body)
+
+    status, _ = post(served, {"inputs": images[:2].tolist()})
+    assert status == 200, "the server keeps serving after bad requests"
+
+
+def test_requests_past_the_limits_are_refused_saying_which(served, mnist):
+    from pipeline.serving import images, model
+
+    side = int(images.MAX_PIXELS**0.5) + 1
+    huge = io.BytesIO()
+    Image.new("L", (side, side), 255).save(huge, "PNG")  # 40 kB on disk
+    files = [
+        [base64.b64encode(huge.getvalue()).decode()],
+        ["A" * (model.MAX_IMAGE_BYTES // 2)],
+        ["A" * (model.MAX_IMAGE_BYTES // 2 + 4)],
+    ]
+    for payload, message in [
+        ({"inputs": np.zeros((257, 28, 28)).tolist()}, "257 images is more than the limit of 256 per request"),
+        ({"dataframe_split": {"columns": ["image"], "data": files[:1]}}, "more than the limit of 50,000,000"),
+        ({"dataframe_split": {"columns": ["image"], "data": files[1:]}}, "more than the limit of 32,000,000"),
+    ]:
+        status, body = post(served, payload)
+        assert status == 400 and message in body["message"], (status, str(body)[-300:])
+    status, body = post(served, {"inputs": scaled(mnist.test_images[:256]).tolist()})
+    assert status == 200 and len(body["predictions"]) == 256
+
+
+def test_concurrent_requests_get_the_answers_sequential_ones_get(served, mnist):
+    requests = [{"inputs": scaled(mnist.test_images[index : index + 3]).tolist()} for index in range(0, 24, 3)]
+    papers = [on_paper(image) for image in scaled(mnist.test_images[24:32])]
+    requests += [
+        {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(encoded(paper, "JPEG")).decode()]]}}
+        for paper in papers
+    ]
+    number, _ = written_number(mnist, list(range(40, 45)), 0)
+    file = base64.b64encode(encoded(number, "PNG")).decode()
+    requests += [{"dataframe_split": {"columns": ["image"], "data": [[file]]}, "params": {"mode": "number"}}] * 4
+    sequential = [post(served, payload) for payload in requests]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda payload: post(served, payload), requests)) == sequential
+    assert all(status == 200 for status, _ in sequential)
 
 
 def test_train_in_an_isolated_environment_built_by_uv(tracking, mnist):

@@ -3,7 +3,8 @@
 MNIST digits were size-normalized to fit a 20x20 box (aspect ratio kept,
 anti-aliased) and centred by their centre of mass in a 28x28 frame. A photo or
 scan of a digit is none of that, so `read` decodes any image Pillow can read
-into grayscale, and `to_mnist` turns it into what the networks were trained on:
+into a grayscale Picture, reduced while it is decoded to about the working size
+(`WORKING_SIZE`), and `to_mnist` turns it into what the networks were trained on:
 
 1. uneven light: the paper's brightness, a smooth surface fitted to the pixels
    that are not ink (`paper_of`), is subtracted, so no stroke is too broad to
@@ -26,7 +27,6 @@ marks.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,27 +69,44 @@ class Digit:
     inverted: bool  # whether the original was dark ink on a light background
 
 
-def read(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode a path or bytes into a float32 grayscale array in [0, 1] (0 = black), EXIF orientation applied."""
+@dataclass(frozen=True)
+class Picture:
+    """A decoded image: grayscale, float32 in [0, 1], 0 = black."""
+
+    gray: np.ndarray
+    scale: float = 1.0  # its pixels per pixel of the file: less than 1 when it was reduced while decoded
+
+
+def read(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Picture:
+    """Decode a path or bytes into a grayscale Picture, EXIF orientation applied.
+
+    An image larger than the working size is reduced while it is decoded, to
+    between one and two times that size (a JPEG by decoding fewer of its
+    frequencies, Pillow's `draft`; any other by `reduce`), so no more than the
+    file's own pixels, and at most `max_pixels`, are ever held at once.
+    """
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     if not data:
         raise ImageError("empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width == 0 or height == 0:
-                raise ImageError(f"the image has no pixels ({width} x {height})")
-            if width * height > max_pixels:
-                raise ImageError(f"{width} x {height} pixels is more than the limit of {max_pixels:,}")
-            image.seek(0)  # the first frame of an animation
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return grayscale(image)
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width == 0 or height == 0:
+            raise ImageError(f"the image has no pixels ({width} x {height})")
+        if width * height > max_pixels:
+            raise ImageError(f"{width} x {height} pixels is more than the limit of {max_pixels:,}")
+        image.seek(0)  # the first frame of an animation
+        factor = max(width, height) // WORKING_SIZE
+        if factor > 1 and image.format == "JPEG":
+            image.draft("L", (-(-width // factor), -(-height // factor)))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+        if max(image.size) >= 2 * WORKING_SIZE:
+            image = image.reduce(max(image.size) // WORKING_SIZE)
+        return Picture(grayscale(image), max(image.size) / max(width, height))
     except UnidentifiedImageError:
         raise ImageError("not an image (Pillow cannot identify its format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         raise ImageError(f"too many pixels: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:
         if isinstance(error, ImageError):
@@ -124,12 +141,17 @@ class Ink:
     inverted: bool
 
 
-def ink_of(gray: np.ndarray) -> Ink:
-    """Steps 1-3 of the module's list; raises NotADigit if there is no ink."""
+def ink_of(gray: np.ndarray, scale: float = 1.0) -> Ink:
+    """Steps 1-3 of the module's list; raises NotADigit if there is no ink.
 
+    `scale` is `gray`'s pixels per pixel of the original image, for the boxes.
+    """
     height, width = gray.shape
-    scale = min(1.0, WORKING_SIZE / max(height, width))
-    working = resized(gray, (max(1, round(width * scale)), max(1, round(height * scale)))) if scale < 1 else gray
+    reduction = min(1.0, WORKING_SIZE / max(height, width))
+    working = gray
+    if reduction < 1:
+        working = resized(gray, (max(1, round(width * reduction)), max(1, round(height * reduction))))
+    scale *= reduction
 
     # Ink is what stands out from the paper, darker or lighter: the side whose outliers weigh more.
     difference = working - paper_of(working)
@@ -194,9 +216,12 @@ def noise_of(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def to_mnist(gray: np.ndarray) -> Digit:
-    """The MNIST-format Digit in a grayscale image (0 = black); raises NotADigit, with the reason, if it holds none."""
-    ink = ink_of(gray)
+def to_mnist(gray: np.ndarray, scale: float = 1.0) -> Digit:
+    """The MNIST-format Digit in a grayscale image (0 = black); raises NotADigit, with the reason, if it holds none.
+
+    `scale` is `gray`'s pixels per pixel of the original image, for the box.
+    """
+    ink = ink_of(gray, scale)
     refuse_non_digits(ink.map, MAX_MARKS, "one digit")
     return digit_from(ink, ink.map)
 

@@ -19,6 +19,17 @@ The `threshold` param (default 0.5) is the least calibrated confidence that is
 accepted. A malformed payload or an image that cannot be decoded is answered 400
 with the reason, naming the row.
 
+A request holds at most `MAX_IMAGES` images and `MAX_IMAGE_BYTES` of image
+files (base64 as sent); each file at most `images.MAX_PIXELS` pixels. Past a
+limit the request is answered 400 naming the limit and its value, before any
+image is decoded. Files are decoded one at a time, each reduced while it is
+decoded (`images.read`), so a request's memory stays bounded.
+
+The networks are called directly on each request's batch (`predict_on_batch`):
+`keras.Model.predict` builds a data pipeline on every call, about 50 ms, meant
+for datasets rather than requests. The scoring server calls `predict` from
+several threads at once; nothing here keeps state between calls.
+
 The probabilities are calibrated: the model carries the temperature fitted on
 the validation split (`pipeline.serving.calibration`; 1 for a final fit, which has none).
 `.probabilities(images)` of the loaded model
@@ -47,6 +58,9 @@ from pipeline.serving import calibration, images, reading
 
 KERAS_ARTIFACT = "keras_model"
 IMAGE_SIZE = 28
+MAX_IMAGES = 256  # in one request
+MAX_IMAGE_BYTES = 32_000_000  # of image files in one request, counted as sent (base64)
+CHUNK = 1024  # images per call of a network: bounds the memory of its activations
 
 
 class InputError(MlflowException):
@@ -71,8 +85,8 @@ def as_images(batch: object) -> np.ndarray:
     return images
 
 
-def decoded(cell: object, row: int) -> np.ndarray:
-    """The grayscale image in one `image` cell: base64 text (or raw bytes) of an image file.
+def decoded(cell: object, row: int) -> images.Picture:
+    """The image in one `image` cell: base64 text (or raw bytes) of an image file.
 
     The text may be wrapped in lines (as `base64` and MIME write it) and may be a
     data URL (`data:image/png;base64,...`, as browsers write it).
@@ -125,9 +139,18 @@ def shifted(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
 
 def average_probabilities(networks: Sequence, images: np.ndarray, tta: bool = False) -> np.ndarray:
     """The mean of the Keras networks' class probabilities for each image (and, with `tta`, each shift of it)."""
-    views = [shifted(images, *shift) for shift in TTA_SHIFTS] if tta else [images]
-    return np.mean(
-        [network.predict(view, batch_size=1000, verbose=0) for network in networks for view in views], axis=0
+    shifts = TTA_SHIFTS if tta else TTA_SHIFTS[:1]
+    views = np.concatenate([shifted(images, *shift) for shift in shifts])
+    every = np.mean([probabilities_of(network, views) for network in networks], axis=0)
+    return every.reshape(len(shifts), len(images), -1).mean(axis=0)
+
+
+def probabilities_of(network: object, images: np.ndarray) -> np.ndarray:
+    """One Keras network's class probabilities, called on the batch as it is, `CHUNK` images at a time."""
+    if not len(images):
+        return np.zeros((0, network.output_shape[-1]), np.float32)
+    return np.concatenate(
+        [np.asarray(network.predict_on_batch(images[start : start + CHUNK])) for start in range(0, len(images), CHUNK)]
     )
 
 
@@ -143,6 +166,7 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
+        self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))  # builds each network's call once
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""
@@ -158,11 +182,21 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         if mode != "digit":
             raise InputError("mode 'number' needs image files (the `image` column), not MNIST-format arrays")
         images = as_images(model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else model_input)
+        within_count(len(images))
         return [reading.digit_answer(row, threshold) for row in self.probabilities(images)]
 
     def read_images(self, frame: pd.DataFrame, mode: str, threshold: float) -> list[dict]:
+        within_count(len(frame))
+        sent = sum(len(cell) for cell in frame["image"] if isinstance(cell, (str, bytes, bytearray)))
+        if sent > MAX_IMAGE_BYTES:
+            raise InputError(f"the images hold {sent:,} bytes, more than the limit of {MAX_IMAGE_BYTES:,} per request")
         modes = [mode] * len(frame)
         if "mode" in frame.columns:
             modes = [mode if pd.isna(value) else as_mode(value, row) for row, value in enumerate(frame["mode"])]
-        grays = [decoded(cell, row) for row, cell in enumerate(frame["image"])]
-        return reading.answers(grays, modes, self.probabilities, threshold)
+        pictures = (decoded(cell, row) for row, cell in enumerate(frame["image"]))  # one at a time
+        return reading.answers(pictures, modes, self.probabilities, threshold)
+
+
+def within_count(count: int) -> None:
+    if count > MAX_IMAGES:
+        raise InputError(f"{count:,} images is more than the limit of {MAX_IMAGES:,} per request")

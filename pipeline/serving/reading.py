@@ -20,7 +20,7 @@ when the (calibrated) confidence is below the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -93,30 +93,32 @@ def refusal(reason: str, mode: str) -> dict:
 
 
 def answers(
-    grays: Sequence[np.ndarray],
+    pictures: Iterable[images.Picture],
     modes: Sequence[str],
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[dict]:
-    """One answer per grayscale image, in its mode; `probabilities_of` maps MNIST-format images to rows.
+    """One answer per picture, in its mode; `probabilities_of` maps MNIST-format images to rows.
 
-    Everything the network is asked about, every digit and every candidate digit
-    of a number (`pipeline.serving.segmentation`), goes through it in one batch.
+    Each picture is prepared in turn and let go (`pictures` may be a generator):
+    only what the network is asked about, every digit and every candidate digit
+    of a number (`pipeline.serving.segmentation`), is kept, and goes through it in one batch.
     """
-    return [answer for answer, _ in readings(grays, modes, probabilities_of, threshold)]
+    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold)]
 
 
 def readings(
-    grays: Sequence[np.ndarray],
+    pictures: Iterable[images.Picture],
     modes: Sequence[str],
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[tuple[dict, list[images.Digit]]]:
     """`answers`, each with the MNIST-format Digits it was read from (none for an image refused unseen)."""
     found: list[str | segmentation.Candidates | images.Digit] = []
-    for gray, mode in zip(grays, modes):
+    for picture, mode in zip(pictures, modes):
+        prepare = segmentation.candidates if mode == "number" else images.to_mnist
         try:
-            found.append(segmentation.candidates(gray) if mode == "number" else images.to_mnist(gray))
+            found.append(prepare(picture.gray, picture.scale))
         except images.NotADigit as error:
             found.append(str(error))
     batch = [digit.image for item in found for digit in looked_at(item)]

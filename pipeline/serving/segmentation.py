@@ -11,7 +11,7 @@ network is surest of, with a cost for a candidate narrower or wider than its
 digit ever is in MNIST (Casey and Lecolinet's survey, 1996, calls this
 over-segmentation and recognition-based dissection).
 
-    found = candidates(gray)                       # raises images.NotADigit
+    found = candidates(gray, scale)                # raises images.NotADigit
     rows = probabilities_of(np.stack([c.digit.image for c in found.pieces]))
     chosen = best_reading(found, rows)             # indices into found.pieces
 """
@@ -48,9 +48,12 @@ class Candidates:
     pieces: list[Piece]
 
 
-def candidates(gray: np.ndarray) -> Candidates:
-    """Every candidate digit in a grayscale image of a number; raises images.NotADigit if it holds none."""
-    ink = images.ink_of(gray)
+def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
+    """Every candidate digit in a grayscale image of a number; raises images.NotADigit if it holds none.
+
+    `scale` is `gray`'s pixels per pixel of the original image, for the boxes.
+    """
+    ink = images.ink_of(gray, scale)
     images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
     masks, marks, height = segments(ink.map)
     rows_of = [np.flatnonzero(mask.any(axis=1)) for mask in masks]

@@ -1,0 +1,281 @@
+"""How fast `mlflow models serve` answers, within what memory, and how it refuses requests past its limits.
+
+    python -m benchmarks.serving --model models:/mnist/Production
+    python -m benchmarks.serving --model models:/mnist/Production --workers 1 2 --soak 10000
+
+Starts `mlflow models serve` on 127.0.0.1 (`pipeline.analysis.scoring_server`) and, from
+this process, sends each payload from `--clients` concurrent clients (one
+kept-alive connection each) until `--requests` are answered or `--seconds` pass,
+whichever comes first; then it stops. The payloads: one MNIST array, one 28x28
+PNG, one photo of a handwritten digit (400x300 JPEG), one 640x480 JPEG photo, one
+640x480 photo of a six-digit number in number mode, and 64 MNIST arrays in one
+request. For each: requests/s (images/s for the 64), the median and 99th
+percentile latency, errors, and the server's memory before and after. Then one
+request past each limit (too many images, too many bytes, too many pixels), with
+the time to its 4xx and whether the next request is answered normally.
+
+The model is served twice side by side: with the serving code it was logged
+with, and with this checkout's `pipeline/serving` in its place (the networks
+are the same files), once per `--workers`. `--soak N` then sends N single arrays
+to this checkout's code with one worker and prints the memory before and after.
+Prints Markdown tables, for BENCHMARKS.md. The clients share the machine with
+the server: on 2 cores, they take part of what it could use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import io
+import json
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+from PIL import Image
+
+from benchmarks import reading_speed
+from pipeline.analysis import scoring_server
+from pipeline.data import datasets
+
+CODES = ("logged", "checkout")  # the serving code the model was logged with, and this checkout's
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="models:/mnist/Production", help="a model URI (default: %(default)s)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default: 1 2)")
+    parser.add_argument(
+        "--code", nargs="+", choices=CODES, default=list(CODES), help="serving code to measure (default: both)"
+    )
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=3000, help="most requests per payload (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=15, help="most seconds per payload (default: %(default)s)")
+    parser.add_argument("--soak", type=int, default=0, help="single arrays sent at the end (default: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class Payload:
+    name: str
+    bodies: list[bytes]  # JSON request bodies, sent in turn
+    images: int = 1  # per request
+
+
+def arrays(images: np.ndarray) -> bytes:
+    return json.dumps({"inputs": (images / 255.0).round(4).tolist()}).encode()
+
+
+def files(contents: list[bytes], mode: str = "digit") -> bytes:
+    rows = [[base64.b64encode(data).decode(), mode] for data in contents]
+    return json.dumps({"dataframe_split": {"columns": ["image", "mode"], "data": rows}}).encode()
+
+
+def jpeg(gray: np.ndarray, colour: bool = False) -> bytes:
+    image = Image.fromarray((np.clip(gray, 0, 1) * 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    (image.convert("RGB") if colour else image).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def png(digit: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def photo(digit: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """An MNIST digit (uint8, white on black) in dark ink, two thirds of the height, on unevenly lit paper."""
+    width, height = size
+    side = 2 * height // 3
+    ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255.0
+    page = np.zeros((height, width), np.float32)
+    top, left = rng.integers(0, height - side), rng.integers(0, width - side)
+    page[top : top + side, left : left + side] = ink
+    light = 0.95 - 0.25 * np.linspace(0, 1, width)[None, :] - rng.uniform(0, 0.1)
+    return light * (1 - 0.85 * page) + rng.normal(0, 0.01, page.shape)
+
+
+def payloads(seed: int, count: int = 40) -> list[Payload]:
+    mnist = datasets.load(datasets.MNIST)
+    rng = np.random.default_rng(seed)
+    picks = [rng.integers(len(mnist.test_labels), size=64) for _ in range(count)]
+    digits = [mnist.test_images[pick[0]] for pick in picks]
+    return [
+        Payload("one MNIST array (1 x 28 x 28)", [arrays(digit[None]) for digit in digits]),
+        Payload("one 28x28 PNG", [files([png(digit)]) for digit in digits]),
+        Payload("one handwriting photo (400x300 JPEG)", [files([jpeg(photo(d, (400, 300), rng))]) for d in digits]),
+        Payload("one 640x480 colour JPEG", [files([jpeg(photo(d, (640, 480), rng), colour=True)]) for d in digits]),
+        Payload(
+            "a six-digit number, 640x480 JPEG",
+            [
+                files([reading_speed.photo(list(mnist.test_images[pick[:6]]), index % 2 == 1, rng)], "number")
+                for index, pick in enumerate(picks)
+            ],
+        ),
+        Payload("64 MNIST arrays in one request", [arrays(mnist.test_images[pick]) for pick in picks], 64),
+    ]
+
+
+@dataclass(frozen=True)
+class Load:
+    seconds: float
+    latencies: list[float]  # of the answered requests, in seconds
+    errors: int  # answers other than 200, and failed connections
+
+
+def send(url: str, body: bytes, connection: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    """POST one JSON body to /invocations: the status and the answer (status 0 if the connection failed)."""
+    parts = urlsplit(url)
+    connection = connection or http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    except OSError as error:
+        connection.close()
+        return 0, str(error).encode()
+
+
+def load(url: str, bodies: list[bytes], clients: int, requests: int, seconds: float) -> Load:
+    """`clients` threads send `bodies` in turn until `requests` are sent or `seconds` pass."""
+    parts = urlsplit(url)
+    lock = threading.Lock()
+    sent = [0]
+    latencies: list[float] = []
+    errors = [0]
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        while time.monotonic() < deadline:
+            with lock:
+                if sent[0] >= requests:
+                    break
+                body = bodies[sent[0] % len(bodies)]
+                sent[0] += 1
+            start = time.perf_counter()
+            status, _ = send(url, body, connection)
+            took = time.perf_counter() - start
+            with lock:
+                if status == 200:
+                    latencies.append(took)
+                else:
+                    errors[0] += 1
+        connection.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Load(time.perf_counter() - start, latencies, errors[0])
+
+
+def past_the_limits(seed: int) -> list[tuple[str, bytes]]:
+    """One request past each of the served model's limits."""
+    from pipeline.serving import images, model
+
+    rng = np.random.default_rng(seed)
+    too_many = arrays(rng.integers(0, 256, (model.MAX_IMAGES + 1, 28, 28)).astype(np.float64))
+    side = int(np.sqrt(images.MAX_PIXELS)) + 100
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 255).save(buffer, "PNG")  # small on disk, too many pixels
+    return [
+        (f"{model.MAX_IMAGES + 1} arrays", too_many),
+        (f"{model.MAX_IMAGE_BYTES:,} bytes of images, and 4", files([b"\0" * (3 * model.MAX_IMAGE_BYTES // 4 + 3)])),
+        (f"a {side} x {side} PNG", files([buffer.getvalue()])),
+    ]
+
+
+def with_serving_code(model: Path, code: str, folder: Path) -> Path:
+    """A copy of the downloaded `model` carrying `code`: "logged" (its own) or "checkout" (this one's)."""
+    from pipeline.tracking import logged_model
+
+    copy = folder / code
+    shutil.copytree(model, copy)
+    if code == "checkout":
+        shutil.rmtree(copy / "code" / "pipeline")
+        logged_model.serving_code(copy / "code")
+    return copy
+
+
+def milliseconds(seconds: float) -> str:
+    return f"{1000 * seconds:,.0f} ms" if seconds >= 0.01 else f"{1000 * seconds:.1f} ms"
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 2**20:,.0f} MB"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import mlflow
+
+    args = parse(argv)
+    prepared = payloads(args.seed)
+    limits = past_the_limits(args.seed)
+    normal = prepared[0].bodies[0]
+    print(f"`{args.model}`, {args.clients} clients, at most {args.requests:,} requests or {args.seconds:g} s each\n")
+    print("| serving code | workers | payload | requests/s | images/s | p50 | p99 | errors | server memory |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---|")
+    refusals = []
+    with tempfile.TemporaryDirectory() as scratch:
+        downloaded = Path(mlflow.artifacts.download_artifacts(args.model, dst_path=str(Path(scratch) / "model")))
+        for code in args.code:
+            served = with_serving_code(downloaded, code, Path(scratch))
+            for workers in args.workers:
+                with scoring_server.running(str(served), workers) as server:
+                    for payload in prepared:
+                        for body in payload.bodies[: 2 * workers]:  # every worker builds what later calls reuse
+                            send(server.url, body)
+                        before = server.memory()
+                        result = load(server.url, payload.bodies, args.clients, args.requests, args.seconds)
+                        rate = len(result.latencies) / result.seconds
+                        p50, p99 = (np.percentile(result.latencies, q) if result.latencies else 0 for q in (50, 99))
+                        print(
+                            f"| {code} | {workers} | {payload.name} | {rate:,.0f} | {rate * payload.images:,.0f} "
+                            f"| {milliseconds(p50)} | {milliseconds(p99)} | {result.errors} "
+                            f"| {megabytes(before)} → {megabytes(server.memory())} |",
+                            flush=True,
+                        )
+                    for name, body in limits:
+                        start = time.perf_counter()
+                        status, answer = send(server.url, body)
+                        took = time.perf_counter() - start
+                        next_status, _ = send(server.url, normal)
+                        message = json.loads(answer).get("message", "") if answer.startswith(b"{") else answer.decode()
+                        message = message.rsplit("Error: ", 1)[-1]  # MLflow puts the data before the model's words
+                        refusals.append((code, workers, name, status, took, message, next_status))
+        print("\n| serving code | workers | request | status | answered in | message | next request |")
+        print("|---|---:|---|---:|---:|---|---:|")
+        for code, workers, name, status, took, message, next_status in refusals:
+            print(f"| {code} | {workers} | {name} | {status} | {milliseconds(took)} | {message[:90]} | {next_status} |")
+        if args.soak:
+            soak(with_serving_code(downloaded, "checkout", Path(scratch) / "soak"), prepared[0], args)
+
+
+def soak(model: Path, payload: Payload, args: argparse.Namespace) -> None:
+    with scoring_server.running(str(model), 1) as server:
+        for body in payload.bodies[:2]:
+            send(server.url, body)
+        before = server.memory()
+        result = load(server.url, payload.bodies, args.clients, args.soak, seconds=3600)
+        after = server.memory()
+    print(
+        f"\nSoak: {len(result.latencies):,} single arrays in {result.seconds:,.0f} s from {args.clients} clients, "
+        f"{result.errors} errors, p50 {milliseconds(statistics.median(result.latencies))}; server memory "
+        f"{megabytes(before)} → {megabytes(after)} ({(after - before) / before:+.1%})"
+    )
+
+
+if __name__ == "__main__":
+    main()
