@@ -5,14 +5,15 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 # The Debian packages the project uses: Graphviz draws the layer diagrams; Fashion-MNIST's
-# offline source gives version 6 its non-digits. The tests also start a real PostgreSQL.
+# offline source gives version 6 its non-digits. The tests also start a real PostgreSQL and
+# open the demo page in a real Chromium.
 SYSTEM_PACKAGES := graphviz dataset-fashion-mnist
-TEST_SYSTEM_PACKAGES := postgresql
+TEST_SYSTEM_PACKAGES := postgresql chromium
 
 # `mlflow run` starts each step as `python -m pipeline...`: the venv's python must come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run lint test ui serve clean
+.PHONY: setup run lint test ui serve demo clean
 
 setup: $(STAMP)
 
@@ -43,6 +44,10 @@ ui: setup
 
 serve: setup
 	mlflow models serve -m models:/mnist/Production --env-manager local --host 127.0.0.1 --port 5001 --workers 2
+
+# The page to draw on, reading with the Production model loaded in its own process.
+demo: setup
+	python -m pipeline.demo --model models:/mnist/Production --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

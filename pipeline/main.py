@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"main: {error}; its output is above") from None
     minutes = (time.monotonic() - started) / 60
     serve = (
-        "mlflow models serve -m models:/mnist/Production --env-manager local --port 5001"
+        "mlflow models serve -m models:/mnist/Production --env-manager local --port 5001 --workers 2"
         if serving
         else 'none: no model that can say "not a digit" was trained (see above)'
     )
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\nDone in {minutes:.0f} minutes. With .venv activated (or through `make ui` and `make serve`):\n"
         f"  compare the runs:            mlflow ui --port 5000, then open {ui_url(experiment)}\n"
         f"  serve the Production model:  {serve}"
+        + ("\n  draw digits for it to read:  make demo, then open http://127.0.0.1:8000" if serving else "")
     )
 
 
@@ -151,7 +152,7 @@ def ready(started: float, others: list[int]) -> str:
     return (
         f"\nmain: ready to serve after {(time.monotonic() - started) / 60:.0f} minutes: models:/mnist/Production "
         f"is registry version {serving.version} ({serving.description or 'no description'}).\n"
-        f"  In another terminal: make serve{rest}."
+        f"  In another terminal: make serve, or make demo for a page to draw on{rest}."
     )
 
 

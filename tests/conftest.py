@@ -97,11 +97,19 @@ def fashion():
 
 
 @pytest.fixture(scope="session")
-def reader(mnist):
-    """Version 4 trained on MNIST's first 20,000 training images, in seconds: a real network's probabilities."""
-    from pipeline.training.loop import fit, predict
+def reader_network(mnist):
+    """Version 4 trained on MNIST's first 20,000 training images, in seconds: a real network."""
+    from pipeline.training.loop import fit
     from pipeline.training.settings import Settings
     from pipeline.training.splits import split
 
     trained, _ = fit(Settings.for_version(4, subset=20000, validation=1000), split(mnist, 1000, 20000), verbose=0)
-    return lambda batch: predict(trained, batch)
+    return trained
+
+
+@pytest.fixture(scope="session")
+def reader(reader_network):
+    """The probabilities of `reader_network` for a batch of MNIST-format images."""
+    from pipeline.training.loop import predict
+
+    return lambda batch: predict(reader_network, batch)

@@ -7,8 +7,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 # Bottom to top: each may import those before it (and itself), never one after it.
-LAYERS = ("serving", "data", "training", "analysis", "tracking", "tuning")
-ENTRY_POINTS = ("prep", "train", "evaluate", "promote", "search", "ensemble", "bench", "report", "main", "predict")
+LAYERS = ("serving", "data", "training", "analysis", "tracking", "tuning", "page")
+ENTRY_POINTS = (
+    "prep",
+    "train",
+    "evaluate",
+    "promote",
+    "search",
+    "ensemble",
+    "bench",
+    "report",
+    "main",
+    "predict",
+    "demo",
+)
 
 
 def imported(path):
