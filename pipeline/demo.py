@@ -11,6 +11,7 @@ models serve` (`make serve`), so it shows exactly what the served model answers.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pipeline import console
 
@@ -34,10 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     console.configure(args.verbosity)
     import uvicorn
+    from mlflow.exceptions import MlflowException
 
     from pipeline.page import app, readers
 
-    reader = readers.LoadedModel(args.model) if args.model else readers.ServedModel(args.serving_url)
+    try:
+        reader = readers.LoadedModel(args.model) if args.model else readers.ServedModel(args.serving_url)
+    except (MlflowException, OSError) as error:
+        sys.exit(f"demo: cannot load the model {args.model}: {str(error).splitlines()[0]}")
     print(f"demo: the page reads with {reader.source}; open http://{args.host}:{args.port}", flush=True)
     uvicorn.run(app.create_app(reader), host=args.host, port=args.port, log_level="warning")
 

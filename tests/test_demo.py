@@ -2,11 +2,14 @@
 Chromium, drawing with the mouse and a finger, against a real `mlflow models serve`."""
 
 import base64
+import http.server
+import io
 import math
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import use_store
 from fastapi.testclient import TestClient
+from PIL import Image
 from test_images import encoded, on_paper
 from test_segmentation import written_number
 
@@ -79,9 +83,7 @@ def test_a_digit_is_read_with_what_the_model_saw(mnist):
     assert result["answer"]["digit"] == 3 and result["size"] == [400, 300]
     (seen,) = result["seen"]
     assert seen.startswith("data:image/png;base64,")
-    from PIL import Image
-
-    image = Image.open(__import__("io").BytesIO(base64.b64decode(seen.split(",", 1)[1])))
+    image = Image.open(io.BytesIO(base64.b64decode(seen.split(",", 1)[1])))
     assert image.size == (28, 28)
 
 
@@ -110,6 +112,44 @@ def test_every_error_is_said_in_words(mnist, reader, body, query, status, words)
     client = TestClient(app.create_app(reader))
     response = client.post(f"/api/read{query}", content=digit_file(mnist) if body is None else body)
     assert response.status_code == status and words in response.json()["error"]
+
+
+@pytest.fixture
+def not_a_model_server():
+    """A server on 127.0.0.1 that answers every POST with 200 and a greeting."""
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_a_server_that_is_not_a_model_is_said_so(mnist, not_a_model_server):
+    client = TestClient(app.create_app(readers.ServedModel(not_a_model_server)))
+    response = client.post("/api/read", content=digit_file(mnist))
+    assert response.status_code == 503 and "not as mlflow models serve does" in response.json()["error"]
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line(tracking):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.demo", "--model", "models:/nothing/1", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("demo: cannot load the model models:/nothing/1: ")
+    assert "Traceback" not in result.stderr
 
 
 # --- the page in a real browser ---------------------------------------------------------------

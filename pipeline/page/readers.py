@@ -47,6 +47,8 @@ class ServedModel:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
                 return json.loads(response.read())["predictions"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise ModelUnavailable(f"{self.url} answered, but not as mlflow models serve does") from None
         except urllib.error.HTTPError as error:
             message = reason_in(error.read())
             if 400 <= error.code < 500:

@@ -197,20 +197,19 @@ async function read() {
   const body = state.photo ? state.photo.file : await drawing();
   statusOut.textContent = "Reading…";
   let response;
-  let result;
   try {
     response = await fetch(`/api/read?mode=${state.mode}`, {
       method: "POST",
       headers: { "Content-Type": body.type || "application/octet-stream" },
       body,
     });
-    result = await response.json();
   } catch {
     if (number === state.sent) fail("The page's own server does not answer: is python -m pipeline.demo still running?");
     return;
   }
+  const result = await response.json().catch(() => ({}));
   if (number !== state.sent) return; // a later drawing is being read
-  if (!response.ok) return fail(result.error || `the server answered ${response.status}`);
+  if (!response.ok) return fail(result.error || `The page's server failed (${response.status}): see its console.`);
   show(result);
 }
 
