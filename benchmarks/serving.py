@@ -44,6 +44,7 @@ from PIL import Image
 from benchmarks import reading_speed
 from pipeline.analysis import scoring_server
 from pipeline.data import datasets
+from pipeline.page import readers
 
 CODES = ("logged", "checkout")  # the serving code the model was logged with, and this checkout's
 
@@ -223,7 +224,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     prepared = payloads(args.seed)
     limits = past_the_limits(args.seed)
-    normal = prepared[0].bodies[0]
     print(f"`{args.model}`, {args.clients} clients, at most {args.requests:,} requests or {args.seconds:g} s each\n")
     print("| serving code | workers | payload | requests/s | images/s | p50 | p99 | errors | server memory |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---|")
@@ -235,32 +235,39 @@ def main(argv: list[str] | None = None) -> None:
             for workers in args.workers:
                 with scoring_server.running(str(served), workers) as server:
                     for payload in prepared:
-                        for body in payload.bodies[: 2 * workers]:  # every worker builds what later calls reuse
-                            send(server.url, body)
-                        before = server.memory()
-                        result = load(server.url, payload.bodies, args.clients, args.requests, args.seconds)
-                        rate = len(result.latencies) / result.seconds
-                        p50, p99 = (np.percentile(result.latencies, q) if result.latencies else 0 for q in (50, 99))
-                        print(
-                            f"| {code} | {workers} | {payload.name} | {rate:,.0f} | {rate * payload.images:,.0f} "
-                            f"| {milliseconds(p50)} | {milliseconds(p99)} | {result.errors} "
-                            f"| {megabytes(before)} → {megabytes(server.memory())} |",
-                            flush=True,
-                        )
-                    for name, body in limits:
-                        start = time.perf_counter()
-                        status, answer = send(server.url, body)
-                        took = time.perf_counter() - start
-                        next_status, _ = send(server.url, normal)
-                        message = json.loads(answer).get("message", "") if answer.startswith(b"{") else answer.decode()
-                        message = message.rsplit("Error: ", 1)[-1]  # MLflow puts the data before the model's words
-                        refusals.append((code, workers, name, status, took, message, next_status))
+                        print(f"| {code} | {workers} | {measured(server, payload, workers, args)} |", flush=True)
+                    refusals += [f"| {code} | {workers} | {row} |" for row in refused(server, limits, prepared[0])]
         print("\n| serving code | workers | request | status | answered in | message | next request |")
         print("|---|---:|---|---:|---:|---|---:|")
-        for code, workers, name, status, took, message, next_status in refusals:
-            print(f"| {code} | {workers} | {name} | {status} | {milliseconds(took)} | {message[:90]} | {next_status} |")
+        print("\n".join(refusals))
         if args.soak:
             soak(with_serving_code(downloaded, "checkout", Path(scratch) / "soak"), prepared[0], args)
+
+
+def measured(server: scoring_server.Server, payload: Payload, workers: int, args: argparse.Namespace) -> str:
+    """One payload under load: the cells of its row."""
+    for body in payload.bodies[: 2 * workers]:  # every worker builds what later calls reuse
+        send(server.url, body)
+    before = server.memory()
+    result = load(server.url, payload.bodies, args.clients, args.requests, args.seconds)
+    rate = len(result.latencies) / result.seconds
+    p50, p99 = (np.percentile(result.latencies, q) if result.latencies else 0 for q in (50, 99))
+    return (
+        f"{payload.name} | {rate:,.0f} | {rate * payload.images:,.0f} | {milliseconds(p50)} | {milliseconds(p99)} "
+        f"| {result.errors} | {megabytes(before)} → {megabytes(server.memory())}"
+    )
+
+
+def refused(server: scoring_server.Server, limits: list[tuple[str, bytes]], normal: Payload) -> list[str]:
+    """One request past each limit, each followed by a normal one: the cells of their rows."""
+    rows = []
+    for name, body in limits:
+        start = time.perf_counter()
+        status, answer = send(server.url, body)
+        took = time.perf_counter() - start
+        next_status, _ = send(server.url, normal.bodies[0])
+        rows.append(f"{name} | {status} | {milliseconds(took)} | {readers.reason_in(answer)[:90]} | {next_status}")
+    return rows
 
 
 def soak(model: Path, payload: Payload, args: argparse.Namespace) -> None:

@@ -113,3 +113,19 @@ def reader(reader_network):
     from pipeline.training.loop import predict
 
     return lambda batch: predict(reader_network, batch)
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, reader_network, mnist):
+    """`reader_network` (no "not a digit" class) logged as the served model, in a folder: a model URI."""
+    from pipeline.tracking import logged_model
+    from pipeline.training.splits import scaled
+
+    folder = tmp_path_factory.mktemp("model")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_store(folder, monkeypatch)
+        with mlflow.start_run():
+            info = logged_model.log_model([reader_network], scaled(mnist.test_images[:2]))
+        path = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / "model"))
+        mlflow.set_tracking_uri(None)
+    return path

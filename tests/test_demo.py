@@ -14,10 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
-from conftest import use_store
 from fastapi.testclient import TestClient
 from PIL import Image
 from test_images import encoded, on_paper
@@ -26,21 +24,6 @@ from test_segmentation import written_number
 from pipeline.analysis import scoring_server
 from pipeline.page import app, readers
 from pipeline.training.splits import scaled
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, reader_network, mnist):
-    """Version 4 on 20,000 images (no "not a digit" class), logged as the served model, in a folder."""
-    from pipeline.tracking import logged_model
-
-    folder = tmp_path_factory.mktemp("model")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_store(folder, monkeypatch)
-        with mlflow.start_run():
-            info = logged_model.log_model([reader_network], scaled(mnist.test_images[:2]))
-        path = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / "model"))
-        mlflow.set_tracking_uri(None)
-    return path
 
 
 class StandIn:
