@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,14 +15,10 @@ import pytest
 from conftest import BIN, REPO
 from optuna.trial import TrialState
 
+from pipeline.analysis import scoring_server
+
 TRIALS = 6
 ROLE, SECRET = "searcher", "Sw0rdfish-4829"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(url, process, seconds=120):
@@ -50,7 +45,7 @@ def postgres():
     folder = Path(tempfile.mkdtemp(prefix="pg-"))
     if as_postgres:  # PostgreSQL refuses to run as root
         shutil.chown(folder, "postgres", "postgres")
-    data, port = folder / "data", free_port()
+    data, port = folder / "data", scoring_server.free_port()
     subprocess.run(
         [*as_postgres, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust"],
         check=True,
@@ -96,7 +91,7 @@ def postgres():
 
 @pytest.fixture(scope="module")
 def tracking_server(postgres, tmp_path_factory):
-    port = free_port()
+    port = scoring_server.free_port()
     server = subprocess.Popen(
         [
             BIN / "mlflow",

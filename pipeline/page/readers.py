@@ -83,7 +83,7 @@ class LoadedModel:
         import pandas as pd
         from mlflow.exceptions import MlflowException
 
-        frame = pd.DataFrame(payload(data, mode)["dataframe_split"]["data"], columns=["image"])
+        frame = pd.DataFrame({"image": [base64.b64encode(data).decode()]})
         try:
             return self.model.predict(frame, params={"mode": mode})[0]
         except MlflowException as error:
