@@ -140,3 +140,47 @@ def test_a_network_reads_numbers_however_close_their_digits(mnist, reader, spaci
     assert right >= {"spaced": 0.7, "almost touching": 0.7, "touching": 0.6, "overlapping": 0.2}[spacing], list(
         zip(expected, [answer["number"] for answer in answers])
     )
+
+
+def turned(paper, angle):
+    """`paper` photographed at a slant: turned `angle` degrees counterclockwise, the corners filled with paper;
+    returns the photo and a function mapping (x, y) in `paper` to the photo."""
+    photo = Image.fromarray(paper, mode="F").rotate(
+        angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=0.8
+    )
+    radians = np.radians(angle)
+    middle, new_middle = np.array(paper.shape[::-1]) / 2, np.array(photo.size) / 2
+
+    def where(x, y):
+        dx, dy = x - middle[0], y - middle[1]
+        return (
+            new_middle[0] + dx * np.cos(radians) + dy * np.sin(radians),
+            new_middle[1] - dx * np.sin(radians) + dy * np.cos(radians),
+        )
+
+    return np.asarray(photo, np.float32), where
+
+
+@pytest.mark.parametrize("angle", [-14, -7, 9, 15])
+def test_a_number_at_a_slant_is_levelled_and_its_boxes_are_in_the_photos_pixels(mnist, reader, angle):
+    indices = [3, 2, 1, 30, 4]  # 0, 1, 2, 3, 4: as wide as digits come and as narrow
+    paper, spans = written_number(mnist, indices, GAPS["spaced"])
+    photo, where = turned(paper, angle)
+    level = segmentation.levelled(images.ink_of(photo).map)
+    assert abs(level.angle + angle) < 2  # turned back by its slant: the ink's long axis
+    (answer,) = reading.answers([images.Picture(photo)], ["number"], reader, threshold=0.0)
+    assert answer["number"] == "".join(map(str, mnist.test_labels[indices]))
+    for digit, (left, right) in zip(answer["digits"], spans):
+        x, y, width, height = digit["box"]
+        centre = where((left + right) / 2, paper.shape[0] / 2)
+        assert x < centre[0] < x + width and y < centre[1] < y + height
+        assert height < 1.6 * paper.shape[0]  # the box of one digit, not of the slanted row
+
+
+def test_ink_no_wider_than_a_digit_or_far_off_level_is_left_as_it_is(mnist):
+    digit = np.asarray(Image.fromarray(mnist.test_images[0].astype(np.float32) / 255, mode="F").resize((140, 140)))
+    assert segmentation.levelled(np.asarray(Image.fromarray(digit, mode="F").rotate(10))).angle == 0
+    row = np.zeros((100, 400), np.float32)
+    row[:, 180:220] = 1  # a bar taller than wide
+    row[45:55, :] = 1  # crossed by a level line: no slant to correct
+    assert segmentation.levelled(row).angle == 0

@@ -11,6 +11,11 @@ network is surest of, with a cost for a candidate narrower or wider than its
 digit ever is in MNIST (Casey and Lecolinet's survey, 1996, calls this
 over-segmentation and recognition-based dissection).
 
+The cuts are straight and upright, so a number written or photographed at a
+slant is first levelled (`levelled`): turned by the angle of its ink's long
+axis, so that digits that touch meet side by side rather than one above the
+other; the boxes are turned back into the image's pixels.
+
     found = candidates(gray, scale)                # raises images.NotADigit
     rows = probabilities_of(np.stack([c.digit.image for c in found.pieces]))
     chosen = best_reading(found, rows)             # indices into found.pieces
@@ -18,7 +23,7 @@ over-segmentation and recognition-based dissection).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +38,9 @@ NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 
 WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
 WIDTH_COST = 8.0  # log-probability a candidate pays per height it is narrower or wider than its digit can be
 DIGITS = 10
+LEVEL_FROM = 2.0  # degrees: a number at a smaller slant is read as it is
+LEVEL_UP_TO = 20.0  # degrees: a larger angle is not a row's slant, and is left alone
+LONG_FROM = 1.5  # the ink's width in its height: narrower ink is no row of digits, and is not levelled
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
     """
     ink = images.ink_of(gray, scale)
     images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
+    level, working_scale = levelled(ink.map), ink.scale
+    # Boxes in the levelled ink's pixels first (scale 1), turned back into the image's below.
+    ink = images.Ink(level.map, 1.0, ink.inverted) if level.angle else ink
     masks, marks, height = segments(ink.map)
     rows_of = [np.flatnonzero(mask.any(axis=1)) for mask in masks]
     columns_of = [np.flatnonzero(mask.any(axis=0)) for mask in masks]
@@ -69,8 +80,75 @@ def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
             columns = slice(columns_of[first][0], columns_of[last][-1] + 1)
             union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
             digit = images.digit_from(ink, ink.map[rows, columns] * union, (rows.start, columns.start))
+            if level.angle:
+                digit = replace(digit, box=level.box_in_image(digit.box, working_scale))
             pieces.append(Piece(first, last, digit))
     return Candidates(len(masks), pieces)
+
+
+@dataclass(frozen=True)
+class Levelled:
+    """Ink turned by `angle` degrees (counterclockwise, as seen) about its centre, onto a frame that holds it all."""
+
+    map: np.ndarray
+    angle: float  # 0: not turned
+    centre: np.ndarray  # (row, column) of the turn, in the ink as it was
+    new_centre: np.ndarray  # and where it lands in `map`
+
+    def box_in_image(self, box: tuple, scale: float) -> tuple:
+        """A box (x, y, width, height) in `map`'s pixels as the upright box around it in the image's
+        pixels (of which the ink had `scale` per pixel)."""
+        x, y, width, height = box
+        corners = np.array([(y, x), (y, x + width), (y + height, x), (y + height, x + width)], np.float64)
+        back = (corners - self.new_centre) @ rotation(self.angle) + self.centre  # the inverse turn: R.T
+        top, left = back.min(axis=0)
+        bottom, right = back.max(axis=0)
+        return tuple(int(round(value / scale)) for value in (left, top, right - left, bottom - top))
+
+
+def rotation(angle: float) -> np.ndarray:
+    """The matrix turning (row, column) vectors by `angle` degrees counterclockwise as the image is seen."""
+    radians = np.radians(angle)
+    cos, sin = np.cos(radians), np.sin(radians)
+    return np.array([[cos, -sin], [sin, cos]])
+
+
+def levelled(ink: np.ndarray) -> Levelled:
+    """The ink of a number turned so that its long axis (the ink's weighted principal axis) runs level.
+
+    Ink no wider than `LONG_FROM` times its height, or at a slant outside
+    `LEVEL_FROM`-`LEVEL_UP_TO` degrees, is returned as it is (angle 0).
+    """
+    from scipy import ndimage
+
+    rows, columns = np.nonzero(ink > images.INK_FLOOR)
+    unturned = Levelled(ink, 0.0, np.zeros(2), np.zeros(2))
+    if len(rows) < 2 or np.ptp(columns) < LONG_FROM * np.ptp(rows):
+        return unturned
+    weights = ink[rows, columns].astype(np.float64)
+    centre = np.array([np.average(rows, weights=weights), np.average(columns, weights=weights)])
+    spread = np.cov(np.stack([columns, rows]), aweights=weights)
+    # Rows grow downwards: a long axis that falls to the right has a positive angle here, so the ink
+    # is turned counterclockwise as seen, by that angle, to level it.
+    angle = float(np.degrees(0.5 * np.arctan2(2 * spread[0, 1], spread[0, 0] - spread[1, 1])))
+    if not LEVEL_FROM <= abs(angle) <= LEVEL_UP_TO:
+        return unturned
+    # Only the ink's own rectangle, faint edges and all, is turned: a photo's empty paper would cost time.
+    inked_rows, inked_columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    top, left = inked_rows[0], inked_columns[0]
+    crop = ink[top : inked_rows[-1] + 1, left : inked_columns[-1] + 1]
+    crop_centre = centre - (top, left)
+    turn = rotation(angle)
+    height, width = crop.shape
+    corners = np.array([(0, 0), (0, width), (height, 0), (height, width)], np.float64) - crop_centre
+    turned = corners @ turn.T
+    new_centre = 1 - turned.min(axis=0)  # a pixel of margin
+    shape = tuple(int(np.ceil(extent)) + 3 for extent in np.ptp(turned, axis=0))
+    # affine_transform maps each output pixel o to the input pixel turn.T @ (o - new_centre) + crop_centre.
+    output = ndimage.affine_transform(
+        crop, turn.T, offset=crop_centre - turn.T @ new_centre, output_shape=shape, order=1, cval=0.0
+    )
+    return Levelled(output.astype(np.float32), angle, centre, new_centre)
 
 
 def segments(ink: np.ndarray) -> tuple[list[np.ndarray], list[int], int]:
