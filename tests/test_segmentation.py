@@ -177,7 +177,7 @@ def test_a_number_at_a_slant_is_levelled_and_its_boxes_are_in_the_photos_pixels(
         assert height < 1.6 * paper.shape[0]  # the box of one digit, not of the slanted row
 
 
-def test_ink_no_wider_than_a_digit_or_far_off_level_is_left_as_it_is(mnist):
+def test_ink_no_wider_than_a_digit_or_without_a_slant_is_left_as_it_is(mnist):
     digit = np.asarray(Image.fromarray(mnist.test_images[0].astype(np.float32) / 255, mode="F").resize((140, 140)))
     assert segmentation.levelled(np.asarray(Image.fromarray(digit, mode="F").rotate(10))).angle == 0
     row = np.zeros((100, 400), np.float32)
