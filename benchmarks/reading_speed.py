@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         found = segmentation.candidates(picture.gray, picture.scale)
         prepare.append(time.perf_counter() - start)
         start = time.perf_counter()
-        recognizer.probabilities(np.stack([piece.digit.image for piece in found.pieces]))
+        candidates = np.stack([piece.digit.image for piece in found.pieces])
+        recognizer.probabilities(candidates)
+        if recognizer.pieces_of:
+            recognizer.pieces_of(candidates)
         network.append(time.perf_counter() - start)
 
     def milliseconds(times: list[float]) -> str:
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  read through predict     {milliseconds(whole)}")
     print(f"  of which decoding        {milliseconds(decode)}")
     print(f"  preparing the candidates {milliseconds(prepare)}")
-    print(f"  the network on them      {milliseconds(network)}")
+    print(f"  the networks on them     {milliseconds(network)}")
 
 
 if __name__ == "__main__":

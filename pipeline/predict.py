@@ -125,7 +125,8 @@ def show(model: mlflow.pyfunc.PyFuncModel, readable: dict[str, bytes], mode: str
 
     inputs, captions = [], []
     pictures = [images.read(data) for data in readable.values()]
-    read = reading.readings(pictures, [mode] * len(pictures), model.unwrap_python_model().probabilities, threshold)
+    recognizer = model.unwrap_python_model()
+    read = reading.readings(pictures, [mode] * len(pictures), recognizer.probabilities, threshold, recognizer.pieces_of)
     for file, (answer, seen) in zip(readable, read):
         for digit, said in zip(seen, answer.get("digits") or [answer]):
             inputs.append(digit.image)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.serving import images, reading
+from pipeline.serving import images, reading, segmentation
 
 
 def row(best, confidence, not_digit=None):
@@ -68,3 +68,35 @@ def test_the_pieces_of_a_number_are_digits_whatever_the_not_a_digit_class_says()
     assert answer["number"] == "5" and abs(answer["digits"][0]["confidence"] - 0.35 / 0.4) < 1e-6
     unsure = reading.number_answer([row(5, 0.15, not_digit=0.6)], found, 0.5)
     assert unsure["rejected"] and "below the threshold" in unsure["reason"]
+
+
+def test_a_piece_network_judges_the_candidates_of_numbers_only(mnist):
+    """Given one, the piece network is asked once about every candidate of every number, and the cut it takes
+    for whole digits wins over the cuts it takes for "not one digit", whatever the classifier says."""
+    seven = 1 - mnist.test_images[0] / 255.0
+    ink = np.zeros((28, 40))
+    ink[:, 0:20] = mnist.test_images[0][:, 4:24] / 255.0
+    ink[:, 14:34] = np.maximum(ink[:, 14:34], mnist.test_images[3][:, 4:24] / 255.0)  # a 0 run into the 7
+    seventy = 1 - ink
+    asked = []
+
+    def classifier(batch):
+        return np.stack([row(7, 0.9)] * len(batch))
+
+    def piece_network(batch):  # only the widest candidate, the 7 and the 0 together, is one whole digit
+        asked.append(len(batch))
+        widths = [np.ptp(np.nonzero(image.max(axis=0))[0]) for image in batch]
+        return np.stack([row(7, 0.9, 0.0) if w == max(widths) else row(7, 1e-6, not_digit=0.99) for w in widths])
+
+    pictures = [images.Picture(gray) for gray in (seven, seventy)]
+    plain = reading.answers(pictures, ["digit", "number"], classifier)
+    judged = reading.answers(pictures, ["digit", "number"], classifier, pieces_of=piece_network)
+    assert len(asked) == 1  # once, for the number's candidates; not for the single digit
+    assert judged[0] == plain[0]
+    assert len(plain[1]["digits"]) == 2 and len(judged[1]["digits"]) == 1
+
+
+def test_judged_is_the_geometric_mean_of_the_digits_probabilities():
+    rows = np.array([row(2, 0.9, not_digit=0.05)])
+    combined = segmentation.judged(rows, np.array([row(2, 0.01, not_digit=0.98)]))
+    assert abs(combined[0, 2] - np.sqrt(0.9 * 0.01)) < 1e-9 and combined[0, 10] == rows[0, 10]

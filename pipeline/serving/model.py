@@ -36,7 +36,9 @@ the validation split (`pipeline.serving.calibration`; 1 for a final fit, which h
 (`mlflow.pyfunc.load_model(uri).unwrap_python_model()`) gives them as an array,
 the networks themselves are `.networks`, and their Keras files are the artifacts
 `keras_model` (or `keras_model_1`, `keras_model_2`, ... for an ensemble) inside
-the logged model (`pipeline.tracking.logged_model` logs it). This subpackage,
+the logged model (`pipeline.tracking.logged_model` logs it). A model may also
+carry a piece network (artifact `pieces`, `pipeline.training.pieces`), which
+judges with them whether each candidate cut from a number is one whole digit. This subpackage,
 `pipeline.serving`, is all the code that travels with the model (`code_paths`):
 it imports nothing else of the project, so what serves depends on serving code
 only, and it loads wherever the pinned requirements are installed.
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mlflow
 import numpy as np
@@ -57,6 +59,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from pipeline.serving import calibration, images, reading
 
 KERAS_ARTIFACT = "keras_model"
+PIECES_ARTIFACT = "pieces"
 IMAGE_SIZE = 28
 MAX_IMAGES = 256  # in one request
 MAX_IMAGE_BYTES = 32_000_000  # of image files in one request, counted as sent (base64)
@@ -163,14 +166,28 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
             for name, path in sorted(context.artifacts.items())
             if name.startswith(KERAS_ARTIFACT)
         ]
+        path = context.artifacts.get(PIECES_ARTIFACT)
+        self.pieces = keras.models.load_model(path) if path else None
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
-        self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))  # builds each network's call once
+        blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        self.probabilities(blank)  # builds each network's call once
+        if self.pieces is not None:
+            self.piece_probabilities(blank)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""
         return calibration.scaled(average_probabilities(self.networks, images, self.tta), self.temperature)
+
+    def piece_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The piece network's probabilities (ten digits, then "not one digit") for candidate digits of numbers."""
+        return probabilities_of(self.pieces, images)
+
+    @property
+    def pieces_of(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What `reading.answers` judges numbers' candidates by besides the classifier; None without a piece network."""
+        return self.piece_probabilities if self.pieces is not None else None
 
     # `model_input` stays unannotated: MLflow reads predict's type hint as the input schema to convert to.
     def predict(self, context: object, model_input, params: dict | None = None) -> list[dict]:  # noqa: ANN001
@@ -194,7 +211,7 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         if "mode" in frame.columns:
             modes = [mode if pd.isna(value) else as_mode(value, row) for row, value in enumerate(frame["mode"])]
         pictures = (decoded(cell, row) for row, cell in enumerate(frame["image"]))  # one at a time
-        return reading.answers(pictures, modes, self.probabilities, threshold)
+        return reading.answers(pictures, modes, self.probabilities, threshold, self.pieces_of)
 
 
 def within_count(count: int) -> None:

@@ -97,14 +97,16 @@ def answers(
     modes: Sequence[str],
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
+    pieces_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict]:
     """One answer per picture, in its mode; `probabilities_of` maps MNIST-format images to rows.
 
     Each picture is prepared in turn and let go (`pictures` may be a generator):
     only what the network is asked about, every digit and every candidate digit
     of a number (`pipeline.serving.segmentation`), is kept, and goes through it in one batch.
+    `pieces_of`, a piece network's probabilities, judges the candidates of numbers besides.
     """
-    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold)]
+    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold, pieces_of)]
 
 
 def readings(
@@ -112,6 +114,7 @@ def readings(
     modes: Sequence[str],
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
+    pieces_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[tuple[dict, list[images.Digit]]]:
     """`answers`, each with the MNIST-format Digits it was read from (none for an image refused unseen)."""
     found: list[str | segmentation.Candidates | images.Digit] = []
@@ -123,9 +126,13 @@ def readings(
             found.append(str(error))
     batch = [digit.image for item in found for digit in looked_at(item)]
     rows = iter(probabilities_of(np.stack(batch)) if batch else [])
+    cut = [piece.digit.image for item in found if isinstance(item, segmentation.Candidates) for piece in item.pieces]
+    piece_rows = iter(pieces_of(np.stack(cut)) if pieces_of and cut else [])
     results = []
     for item, mode in zip(found, modes):
         seen = [next(rows) for _ in looked_at(item)]
+        if isinstance(item, segmentation.Candidates) and pieces_of:
+            seen = list(segmentation.judged(np.array(seen), np.array([next(piece_rows) for _ in seen])))
         if isinstance(item, str):
             results.append((refusal(item, mode), []))
         elif isinstance(item, images.Digit):

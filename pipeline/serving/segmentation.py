@@ -211,6 +211,15 @@ def cut_columns(profile: np.ndarray, narrowest: int, widest: int) -> list[int]:
     return edges[1:-1]
 
 
+def judged(rows: np.ndarray, piece_rows: np.ndarray) -> np.ndarray:
+    """The candidates' rows with each digit's probability the geometric mean of the classifier's (`rows`) and
+    a piece network's (`piece_rows`: ten digits, then "not one digit"): a candidate the piece network takes
+    for two digits run together, or for part of one, is unlikely as any digit."""
+    combined = np.array(rows, dtype=np.float64)
+    combined[:, :DIGITS] = np.sqrt(combined[:, :DIGITS] * np.asarray(piece_rows, dtype=np.float64)[:, :DIGITS])
+    return combined
+
+
 def best_reading(found: Candidates, rows: np.ndarray) -> list[int]:
     """The pieces, left to right, that cover every segment once and that the network is surest are digits."""
     rows = np.asarray(rows, dtype=np.float64)

@@ -21,7 +21,7 @@ from pipeline.analysis import evaluation, figures
 from pipeline.data import datasets, negatives
 from pipeline.serving import calibration
 from pipeline.tracking import lineage, logged_model, tags
-from pipeline.training import versions
+from pipeline.training import pieces, versions
 from pipeline.training.loop import fit, predict
 from pipeline.training.settings import Settings, resolved_architecture
 from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, split
@@ -89,8 +89,14 @@ def train_tracked(
     )
     if version.reject_class:
         log_rejection(model, splits, settings.seed, temperature)
+    piece_network = None
+    if settings.pieces:
+        piece_network, piece_metrics = pieces.train(splits, settings.pieces, settings.seed)
+        mlflow.log_metrics(piece_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
-    info = logged_model.log_model([model], splits.test_images[:3], temperature, dataset.name if register else None)
+    info = logged_model.log_model(
+        [model], splits.test_images[:3], temperature, dataset.name if register else None, pieces=piece_network
+    )
     model_version = None
     if register:
         model_version = logged_model.describe_version(dataset.name, info, str(version.number), version.name, {})

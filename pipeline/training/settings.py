@@ -38,6 +38,7 @@ class Settings:
     jit_compile: bool = False  # compile the training step with XLA
     negatives: float = 0.0  # non-digits added per training digit, for versions with a "not a digit" class
     written: float = 0.0  # digits drawn in pen strokes or printed (pipeline.data.strokes, .typefaces) per MNIST digit
+    pieces: float = 0.0  # numbers composed per MNIST digit to train the piece network on (pipeline.training.pieces)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -54,6 +55,8 @@ class Settings:
             raise SettingsError(
                 f"written is a number of drawn and printed digits per MNIST digit, >= 0, got {self.written}"
             )
+        if self.pieces < 0:
+            raise SettingsError(f"pieces is a number of composed numbers per training digit, >= 0, got {self.pieces}")
         if self.negatives and not versions.get(self.version).reject_class:
             raise SettingsError(f'version {self.version} has no "not a digit" class to train on negatives')
 

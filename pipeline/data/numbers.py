@@ -1,0 +1,91 @@
+"""Numbers composed from training digits, and the pieces the segmentation cuts from them: the piece network's data.
+
+Reading a number by segmentation (`pipeline.serving.segmentation`) asks a
+network about every candidate cut, and a digit classifier is as sure of two
+digits run together, or of a sliver of a wide digit, as of a whole digit. The
+piece network learns the difference from the candidates themselves: numbers of
+2 to 8 digits are composed from MNIST-format digits (spaced, touching or
+overlapping, thin or bold, faint or dark, at any size), the real segmentation
+cuts them, and each candidate is labelled with its digit when its columns are
+one digit's (overlap over union at least `WHOLE`), or `NOT_ONE_DIGIT` when they
+are no digit's (below `PART`); candidates in between are left out.
+
+Everything comes from a seed: `pieces(count, seed, sources)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from pipeline.serving import images, segmentation
+
+NOT_ONE_DIGIT = 10  # the label of a piece that is two digits run together or part of one
+WHOLE = 0.8  # overlap over union of a piece's columns with a digit's: at least this, it is that digit
+PART = 0.6  # below this with every digit, it is not one digit
+GAPS = ((-0.15, 0.0), (-0.05, 0.1), (0.0, 0.35))  # in digit heights, one range per number: overlapping to spaced
+MNIST_INK = 20  # the height of an MNIST digit's ink in its 28 rows
+
+
+def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """MNIST-format `digits` (N x 28 x 28 in [0, 1]) written in a row, dark on light paper; returns the
+    grayscale image and each digit's (left, right) columns in it."""
+    low, high = GAPS[rng.integers(len(GAPS))]
+    row = np.zeros((36, 40 * len(digits) + 8), np.float32)
+    left, spans = 4, []
+    for digit in digits:
+        columns = np.flatnonzero(digit.max(axis=0) > 0.1)
+        cropped = digit[:, columns.min() : columns.max() + 1]
+        top = int(rng.integers(0, 9))  # the baseline wanders
+        area = row[top : top + 28, left : left + cropped.shape[1]]
+        area[...] = np.maximum(area, cropped)
+        spans.append((left, left + cropped.shape[1]))
+        left = max(4, left + cropped.shape[1] + round(rng.uniform(low, high) * MNIST_INK))
+    row = row[:, : max(right for _, right in spans) + 4]
+    factor = rng.uniform(1, 4)
+    picture = Image.fromarray((row * 255).astype(np.uint8)).resize(
+        (round(row.shape[1] * factor), round(row.shape[0] * factor)), Image.Resampling.BICUBIC
+    )
+    if rng.random() < 0.4:  # a bolder pen
+        picture = picture.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5]))))
+    ink = np.asarray(picture, np.float32) / 255 * rng.uniform(0.6, 0.95)
+    gray = np.clip(1 - ink + rng.normal(0, 0.02, ink.shape), 0, 1).astype(np.float32)
+    return gray, [(left * factor, right * factor) for left, right in spans]
+
+
+def label_of(box: Sequence[int], spans: list[tuple[float, float]], digits: Sequence[int]) -> int | None:
+    """A candidate's label from its box's columns: a digit, NOT_ONE_DIGIT, or None when it is neither clearly."""
+    left, right = box[0], box[0] + box[2]
+    overlaps = [(min(right, end) - max(left, start)) / (max(right, end) - min(left, start)) for start, end in spans]
+    best = int(np.argmax(overlaps))
+    if overlaps[best] >= WHOLE:
+        return int(digits[best])
+    return NOT_ONE_DIGIT if overlaps[best] < PART else None
+
+
+def pieces(
+    count: int, seed: int, sources: Sequence[tuple[np.ndarray, np.ndarray]], shares: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled candidate pieces (MNIST format, float32) of `count` composed numbers, and their labels.
+
+    Each number's 2 to 8 digits come from one of `sources` ((images in [0, 1], labels) pairs), drawn with
+    probabilities `shares`: one hand, pen or typeface per number.
+    """
+    rng = np.random.default_rng(seed)
+    made, labels = [], []
+    for _ in range(count):
+        source_images, source_labels = sources[rng.choice(len(sources), p=shares)]
+        chosen = rng.integers(len(source_labels), size=int(rng.integers(2, 9)))
+        gray, spans = composed(source_images[chosen], rng)
+        try:
+            found = segmentation.candidates(gray)
+        except images.NotADigit:  # too faint to be read at all: nothing to learn from
+            continue
+        for piece in found.pieces:
+            label = label_of(piece.digit.box, spans, source_labels[chosen])
+            if label is not None:
+                made.append(piece.digit.image)
+                labels.append(label)
+    return np.stack(made).astype(np.float32), np.array(labels, np.uint8)
