@@ -57,8 +57,7 @@ def train(splits: Splits, per_digit: float, seed: int) -> tuple[keras.Model, dic
     import keras
 
     started = time.perf_counter()
-    digits = splits.train_labels < numbers.NOT_ONE_DIGIT  # MNIST's own digits, whatever was added
-    handwriting = (splits.train_images[digits], splits.train_labels[digits])
+    handwriting = (splits.train_images, splits.train_labels)  # MNIST's: `fit` adds the rest, not `split`
     count = max(1, round(per_digit * len(handwriting[1])))
     sources = [handwriting, strokes.sample(DRAWN, seed), typefaces.sample(PRINTED, seed)]
     images, labels = numbers.pieces(count, seed, sources, SHARES)
