@@ -16,19 +16,20 @@ GAPS = {"spaced": 12, "almost touching": 2, "touching": 0, "overlapping": -3}  #
 
 
 def written_number(mnist, indices, gap, height=200):
-    """MNIST test digits in a row (each trimmed to its ink, `gap` pixels apart; below 0 they overlap),
-    dark on paper lit from one side; returns the paper and each digit's (left, right) in its pixels."""
+    """MNIST test digits in a row (each trimmed to its ink, `gap` pixels apart, or each gap its own from a list;
+    below 0 they overlap), dark on paper lit from one side; returns the paper and each digit's (left, right)."""
+    gaps = list(gap) if np.ndim(gap) else [gap] * (len(indices) - 1)
     pieces = []
     for index in indices:
         digit = mnist.test_images[index] / 255.0
         used = np.nonzero(digit.max(axis=0) > 0)[0]
         pieces.append(digit[:, used.min() : used.max() + 1])
-    width = sum(piece.shape[1] for piece in pieces) + gap * (len(pieces) - 1) + 40
+    width = sum(piece.shape[1] for piece in pieces) + sum(gaps) + 40
     strip, spans, left = np.zeros((28, width)), [], 20
-    for piece in pieces:
+    for piece, after in zip(pieces, [*gaps, 0]):
         strip[:, left : left + piece.shape[1]] = np.maximum(strip[:, left : left + piece.shape[1]], piece)
         spans.append((left, left + piece.shape[1]))
-        left += piece.shape[1] + gap
+        left += piece.shape[1] + after
     scale = height / 28
     big = np.asarray(
         Image.fromarray(strip.astype(np.float32), mode="F").resize(
@@ -106,6 +107,16 @@ def test_marks_far_lighter_than_a_digit_are_not_digits(mnist, mark):
     found = segmentation.candidates(paper)
     chosen = segmentation.best_reading(found, knowing(spans, mnist.test_labels[[10, 11]])(found))
     assert found.segments >= 2 and len(chosen) == 2
+
+
+def test_a_digit_apart_from_digits_that_touch_is_no_stray_mark(mnist):
+    """A 1 beside eight digits run together has far less ink than they have, but as much as one of them."""
+    indices = [2, *range(10, 18)]
+    paper, spans = written_number(mnist, indices, [GAPS["spaced"]] + [GAPS["overlapping"]] * 7)
+    found = segmentation.candidates(paper)
+    first = found.pieces[segmentation.best_reading(found, knowing(spans, mnist.test_labels[indices])(found))[0]]
+    x, _, width, _ = first.digit.box
+    assert abs(x - spans[0][0]) <= 20 and abs(x + width - spans[0][1]) <= 20, (first.digit.box, spans[0])
 
 
 @pytest.mark.parametrize("height, width", [(2, 5), (3, 30)])

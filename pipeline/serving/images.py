@@ -256,8 +256,10 @@ def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
         groups.append([left, right, [number]])
     masks = [np.isin(labels, numbers) for _, _, numbers in groups]
     # Stray marks: groups with far less ink than the heaviest digit (a 1 has about a third of an 8's).
+    # A group as wide as several digits (digits that touch) is weighed per digit's width of it.
     masses = [float(ink[mask].sum()) for mask in masks]
-    return [mask for mask, mass in zip(masks, masses) if mass >= max(masses) * STRAY_MASS]
+    heaviest = max(mass / max(1.0, (right - left) / tallest) for mass, (left, right, _) in zip(masses, groups))
+    return [mask for mask, mass in zip(masks, masses) if mass >= heaviest * STRAY_MASS]
 
 
 def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0)) -> Digit:
