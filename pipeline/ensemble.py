@@ -12,7 +12,8 @@ ensemble's validation accuracy, which `promote` compares, is measured on images
 none of them trained on (final fits, trained with `validation=0`, leave none: an
 ensemble of them has no validation accuracy, and `promote` does not choose it).
 Logs the ensemble's validation and test figures, each member's test accuracy
-beside it, and the ensemble itself as a DigitRecognizer registered as a new
+beside it, the piece network of the first member that has one (param
+`pieces_from`, to read numbers), and the ensemble itself as a DigitRecognizer registered as a new
 version of `mnist`: `promote` and `mlflow models serve` treat it like any other
 version.
 """
@@ -100,7 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     dataset = datasets.get(params.get("dataset", "mnist"))
     arrays = datasets.load(dataset)
     splits = split(arrays, int(params["validation"]), int(params["subset"]))
-    networks = [network for model in loaded for network in model.unwrap_python_model().networks]
+    recognizers = [model.unwrap_python_model() for model in loaded]
+    networks = [network for recognizer in recognizers for network in recognizer.networks]
+    # Numbers' candidate digits are judged by the piece network of the first member that has one.
+    pieces_from = next((run.info.run_id for run, model in zip(runs, recognizers) if model.pieces is not None), None)
     if len({network.output_shape[-1] for network in networks}) > 1:
         sys.exit('ensemble: the members answer different classes (some have a "not a digit" class)')
 
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
                 "validation": params["validation"],
                 "subset": params["subset"],
                 "parameters": sum(network.count_params() for network in networks),
+                "pieces_from": pieces_from or "none",
             }
         )
         versions = sorted({run.data.tags.get("version", "?") for run in runs})
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             temperature,
             dataset.name if args.register else None,
             tta=args.tta,
+            pieces=recognizers[args.runs.index(pieces_from)].pieces if pieces_from else None,
         )
         model_version = None
         if args.register:

@@ -48,6 +48,7 @@ def test_ensemble_predicts_the_mean_of_its_members(two_tiny_runs, mnist, capsys)
     newest = newest_version(client)
     assert newest.tags["project_version"] == "ensemble" and newest.tags["runs"] == ",".join(two_tiny_runs)
     run = client.get_run(newest.run_id)
+    assert run.data.params["pieces_from"] == "none"
     images = scaled(mnist.test_images[:50])
     mean = np.mean([network(images).numpy() for run_id in two_tiny_runs for network in keras_networks(run_id)], axis=0)
     # The ensemble is calibrated as a whole: its own temperature, logged by its run, over the mean.
@@ -90,6 +91,24 @@ def test_the_test_loss_is_that_of_the_calibrated_model(two_tiny_runs, mnist):
     calibrated = at_temperature(mean, run.data.metrics["temperature"])
     expected = -np.mean(np.log(calibrated[np.arange(len(labels)), labels]))
     assert run.data.metrics["test_loss"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_an_ensemble_reads_numbers_with_the_piece_network_of_a_member(tracking, mnist):
+    runs = [train_tiny(seed=0), train_tiny(seed=1, pieces=0.1)]  # only the second has one
+    ensemble.main(["--runs", ",".join(runs)])
+    client = mlflow.MlflowClient()
+    newest = newest_version(client)
+    assert client.get_run(newest.run_id).data.params["pieces_from"] == runs[1]
+    member_file = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{runs[1]}/model/artifacts/pieces.keras")
+    images = scaled(mnist.test_images[:20])
+    np.testing.assert_allclose(
+        recognizer(f"models:/mnist/{newest.version}").piece_probabilities(images),
+        keras.saving.load_model(member_file)(images).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    ensemble.main(["--runs", ",".join(reversed(runs))])
+    assert client.get_run(newest_version(client).run_id).data.params["pieces_from"] == runs[1]
 
 
 def test_runs_validated_on_other_images_are_refused(two_tiny_runs, capsys):
