@@ -20,6 +20,9 @@ def test_a_piece_is_the_digit_whose_columns_it_holds_or_not_one_digit():
     assert numbers.label_of((0, 0, 34, 30), spans, digits) == numbers.NOT_ONE_DIGIT  # 7 and 1 run together
     assert numbers.label_of((40, 0, 10, 30), spans, digits) == numbers.NOT_ONE_DIGIT  # a sliver of the 4
     assert numbers.label_of((0, 0, 14, 30), spans, digits) is None  # 70 % of the 7: neither, left out
+    overlapping = [(0, 30), (4, 10)]  # a narrow 1 written into a wide 4
+    assert numbers.label_of((0, 0, 30, 30), overlapping, [4, 1]) == numbers.NOT_ONE_DIGIT
+    assert numbers.label_of((0, 0, 30, 30), [(0, 30), (27, 35)], [4, 1]) == 4  # only the 1's edge is in it
 
 
 def test_pieces_are_repeatable_from_a_seed_in_mnist_format_and_of_both_kinds(test_digits):

@@ -8,7 +8,8 @@ piece network learns the difference from the candidates themselves: numbers of
 overlapping, thin or bold, faint or dark, at any size), the real segmentation
 cuts them, and each candidate is labelled with its digit when its columns are
 one digit's (overlap over union at least `WHOLE`), or `NOT_ONE_DIGIT` when they
-are no digit's (below `PART`); candidates in between are left out.
+are no digit's (below `PART`) or hold most of a second digit's besides;
+candidates in between are left out.
 
 Everything comes from a seed: `pieces(count, seed, sources)`.
 """
@@ -25,6 +26,7 @@ from pipeline.serving import images, segmentation
 NOT_ONE_DIGIT = 10  # the label of a piece that is two digits run together or part of one
 WHOLE = 0.8  # overlap over union of a piece's columns with a digit's: at least this, it is that digit
 PART = 0.6  # below this with every digit, it is not one digit
+ANOTHER = 0.5  # of a second digit's columns: a piece that holds more of them is not one digit
 GAPS = ((-0.15, 0.0), (-0.05, 0.1), (0.0, 0.35))  # in digit heights, one range per number: overlapping to spaced
 MNIST_INK = 20  # the height of an MNIST digit's ink in its 28 rows
 
@@ -56,10 +58,18 @@ def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 
 def label_of(box: Sequence[int], spans: list[tuple[float, float]], digits: Sequence[int]) -> int | None:
-    """A candidate's label from its box's columns: a digit, NOT_ONE_DIGIT, or None when it is neither clearly."""
+    """A candidate's label from its box's columns: a digit, NOT_ONE_DIGIT, or None when it is neither clearly.
+
+    A piece that holds most of a second digit's columns besides is not one digit, however well it
+    matches the first: a narrow 1 run into a 4 is no 4.
+    """
     left, right = box[0], box[0] + box[2]
-    overlaps = [(min(right, end) - max(left, start)) / (max(right, end) - min(left, start)) for start, end in spans]
+    shared = [min(right, end) - max(left, start) for start, end in spans]
+    overlaps = [common / (max(right, end) - min(left, start)) for common, (start, end) in zip(shared, spans)]
     best = int(np.argmax(overlaps))
+    held = [common / (end - start) for k, (common, (start, end)) in enumerate(zip(shared, spans)) if k != best]
+    if max(held, default=0.0) > ANOTHER:
+        return NOT_ONE_DIGIT
     if overlaps[best] >= WHOLE:
         return int(digits[best])
     return NOT_ONE_DIGIT if overlaps[best] < PART else None
