@@ -12,10 +12,10 @@ ensemble's validation accuracy, which `promote` compares, is measured on images
 none of them trained on (final fits, trained with `validation=0`, leave none: an
 ensemble of them has no validation accuracy, and `promote` does not choose it).
 Logs the ensemble's validation and test figures, each member's test accuracy
-beside it, the piece network of the first member that has one (param
-`pieces_from`, to read numbers), and the ensemble itself as a DigitRecognizer registered as a new
+beside it, and the ensemble itself as a DigitRecognizer registered as a new
 version of `mnist`: `promote` and `mlflow models serve` treat it like any other
-version.
+version. It reads numbers with the piece network of the first member that has
+one (param `pieces_from`).
 """
 
 from __future__ import annotations
