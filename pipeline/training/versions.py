@@ -397,7 +397,7 @@ VERSIONS = {
                 "augmentation": Augmentation(rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=0.5),
                 "negatives": 15000 / 55000,  # 15,000 with all of MNIST's 55,000 training digits
                 "written": 11000 / 55000,  # 11,000 drawn and printed digits (pipeline.data.strokes, .typefaces)
-                "pieces": 6000 / 55000,  # 6,000 composed numbers cut for the piece network (pipeline.training.pieces)
+                "pieces": 3000 / 55000,  # 3,000 composed numbers cut for the piece network (pipeline.training.pieces)
             },
         ),
     )
