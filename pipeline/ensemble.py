@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     recognizers = [model.unwrap_python_model() for model in loaded]
     networks = [network for recognizer in recognizers for network in recognizer.networks]
     # Numbers' candidate digits are judged by the piece network of the first member that has one.
-    pieces_from = next((run.info.run_id for run, model in zip(runs, recognizers) if model.pieces is not None), None)
+    pieces_from, piece_network = next(
+        ((run.info.run_id, model.pieces) for run, model in zip(runs, recognizers) if model.pieces is not None),
+        (None, None),
+    )
     if len({network.output_shape[-1] for network in networks}) > 1:
         sys.exit('ensemble: the members answer different classes (some have a "not a digit" class)')
 
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
             temperature,
             dataset.name if args.register else None,
             tta=args.tta,
-            pieces=recognizers[args.runs.index(pieces_from)].pieces if pieces_from else None,
+            pieces=piece_network,
         )
         model_version = None
         if args.register:
