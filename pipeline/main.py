@@ -36,11 +36,11 @@ DEFAULT_VERSIONS = "1,2,3,4,6"
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 COMMIT_TAG = "mlflow.source.git.commit"
 
-# Minutes each step of `make run` took on a fresh clone on a 2-core AMD EPYC virtual machine
-# (2026-12-02, rounded up, everything a step does besides training included; the main job took
-# 32); versions 0 and 5, which it does not train, from BENCHMARKS.md's runs. Version 6 from its step in
-# `make run` on 2026-12-03 (24.5 minutes to its last epoch) and the 3 minutes its piece network takes.
-STEP_MINUTES = {"prep": 0.5, "promote": 0.5, 0: 3.0, 1: 1.0, 2: 2.0, 3: 13.0, 4: 1.0, 5: 13.0, 6: 28.0}
+# Minutes each step of `make run` took from a fresh clone on a 2-core AMD EPYC virtual machine
+# (2026-12-03, the main job 33 minutes; version 6 18.2 of them, its piece network included), rounded
+# up, everything a step does besides training included; versions 0 and 5, which it does not train,
+# from BENCHMARKS.md's runs. The machine's speed varies by up to a third from hour to hour.
+STEP_MINUTES = {"prep": 0.5, "promote": 0.5, 0: 3.0, 1: 1.0, 2: 2.0, 3: 13.0, 4: 1.0, 5: 13.0, 6: 19.0}
 
 
 class StepFailed(RuntimeError):

@@ -14,15 +14,24 @@ def test_digits(mnist):
 
 
 def test_a_piece_is_the_digit_whose_columns_it_holds_or_not_one_digit():
-    spans, digits = [(0, 20), (20, 34), (34, 60)], [7, 1, 4]
-    assert numbers.label_of((1, 5, 19, 30), spans, digits) == 7  # 19 of 20 columns, nothing else
-    assert numbers.label_of((21, 0, 13, 30), spans, digits) == 1
-    assert numbers.label_of((0, 0, 34, 30), spans, digits) == numbers.NOT_ONE_DIGIT  # 7 and 1 run together
-    assert numbers.label_of((40, 0, 10, 30), spans, digits) == numbers.NOT_ONE_DIGIT  # a sliver of the 4
-    assert numbers.label_of((0, 0, 14, 30), spans, digits) is None  # 70 % of the 7: neither, left out
+    spans, digits, height = [(0, 20), (20, 34), (34, 60)], [7, 1, 4], 30
+    assert numbers.label_of((1, 5, 19, 30), spans, digits, height) == 7  # 19 of 20 columns, nothing else
+    assert numbers.label_of((21, 0, 13, 30), spans, digits, height) == 1
+    assert numbers.label_of((0, 0, 34, 30), spans, digits, height) == numbers.NOT_ONE_DIGIT  # 7 and 1 run together
+    assert numbers.label_of((40, 0, 10, 30), spans, digits, height) == numbers.NOT_ONE_DIGIT  # a sliver of the 4
+    assert numbers.label_of((0, 0, 13, 30), spans, digits, height) is None  # 65 % of the 7: neither, left out
     overlapping = [(0, 30), (4, 10)]  # a narrow 1 written into a wide 4
-    assert numbers.label_of((0, 0, 30, 30), overlapping, [4, 1]) == numbers.NOT_ONE_DIGIT
-    assert numbers.label_of((0, 0, 30, 30), [(0, 30), (27, 35)], [4, 1]) == 4  # only the 1's edge is in it
+    assert numbers.label_of((0, 0, 30, 30), overlapping, [4, 1], height) == numbers.NOT_ONE_DIGIT
+    assert numbers.label_of((0, 0, 30, 30), [(0, 30), (27, 35)], [4, 1], height) == 4  # only the 1's edge is in it
+
+
+def test_a_narrow_digit_is_matched_by_its_edges():
+    """A bold pen widens a 1 by a few pixels on each side: most of its columns, but still a 1."""
+    spans, digits, height = [(0, 44), (50, 56), (66, 100)], [4, 1, 0], 50
+    assert numbers.label_of((45, 0, 16, 50), spans, digits, height) == 1  # 5 columns more on either side
+    assert numbers.label_of((42, 0, 16, 50), spans, digits, height) == 1  # and a sliver of the 4
+    assert numbers.label_of((50, 0, 30, 50), spans, digits, height) == numbers.NOT_ONE_DIGIT  # a third of the 0 too
+    assert numbers.label_of((66, 0, 14, 50), spans, digits, height) == numbers.NOT_ONE_DIGIT  # the 0's left side
 
 
 def test_pieces_are_repeatable_from_a_seed_in_mnist_format_and_of_both_kinds(test_digits):
@@ -41,8 +50,8 @@ def test_whole_pieces_are_labelled_with_the_digit_a_network_reads_in_them(test_d
     made, labels = numbers.pieces(60, 7, test_digits, [1.0])
     whole = labels < numbers.NOT_ONE_DIGIT
     read = reader(made[whole]).argmax(axis=1)
-    # Measured: 0.96 of 285 (the rest are cut a little into a touching neighbour, or misread).
-    assert np.mean(read == labels[whole]) >= 0.9
+    # Measured: 0.91 of 408 (the rest are cut a little into a touching neighbour, or misread).
+    assert np.mean(read == labels[whole]) >= 0.85
 
 
 def test_the_piece_network_trains_on_a_slice_and_reports_how_it_did(mnist):
@@ -51,5 +60,5 @@ def test_the_piece_network_trains_on_a_slice_and_reports_how_it_did(mnist):
     assert network.output_shape == (None, 11)
     assert set(metrics) == {"pieces_train_seconds", "pieces_trained_on", "pieces_val_accuracy"}
     assert metrics["pieces_trained_on"] > 2500  # the pieces of 75 numbers and the 2,500 digits
-    # Measured on pieces of numbers composed from the 500 validation digits: 0.90 (about a minute, tests beside it).
+    # Measured on pieces of numbers composed from the 500 validation digits: 0.83 (about a minute, tests beside it).
     assert metrics["pieces_val_accuracy"] >= 0.7

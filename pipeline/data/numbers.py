@@ -7,9 +7,10 @@ piece network learns the difference from the candidates themselves: numbers of
 2 to 8 digits are composed from MNIST-format digits (spaced, touching or
 overlapping, thin or bold, faint or dark, at any size), the real segmentation
 cuts them, and each candidate is labelled with its digit when its columns are
-one digit's (overlap over union at least `WHOLE`), or `NOT_ONE_DIGIT` when they
-are no digit's (below `PART`) or hold most of a second digit's besides;
-candidates in between are left out.
+one digit's (overlap over union at least `WHOLE`, or, however narrow the digit,
+both edges within `EDGE` of the digits' height of its edges), or
+`NOT_ONE_DIGIT` when they are no digit's (below `PART`) or hold most of a
+second digit's besides; candidates in between are left out.
 
 Everything comes from a seed: `pieces(count, seed, sources)`.
 """
@@ -26,14 +27,15 @@ from pipeline.serving import images, segmentation
 NOT_ONE_DIGIT = 10  # the label of a piece that is two digits run together or part of one
 WHOLE = 0.8  # overlap over union of a piece's columns with a digit's: at least this, it is that digit
 PART = 0.6  # below this with every digit, it is not one digit
+EDGE = 0.2  # of the digits' height: a piece whose edges are this near a digit's is that digit
 ANOTHER = 0.5  # of a second digit's columns: a piece that holds more of them is not one digit
 GAPS = ((-0.15, 0.0), (-0.05, 0.1), (0.0, 0.35))  # in digit heights, one range per number: overlapping to spaced
 MNIST_INK = 20  # the height of an MNIST digit's ink in its 28 rows
 
 
-def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]], float]:
     """MNIST-format `digits` (N x 28 x 28 in [0, 1]) written in a row, dark on light paper; returns the
-    grayscale image and each digit's (left, right) columns in it."""
+    grayscale image, each digit's (left, right) columns in it, and the digits' height in its pixels."""
     low, high = GAPS[rng.integers(len(GAPS))]
     row = np.zeros((36, 40 * len(digits) + 8), np.float32)
     left, spans = 4, []
@@ -54,14 +56,15 @@ def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
         picture = picture.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5]))))
     ink = np.asarray(picture, np.float32) / 255 * rng.uniform(0.6, 0.95)
     gray = np.clip(1 - ink + rng.normal(0, 0.02, ink.shape), 0, 1).astype(np.float32)
-    return gray, [(left * factor, right * factor) for left, right in spans]
+    return gray, [(left * factor, right * factor) for left, right in spans], MNIST_INK * factor
 
 
-def label_of(box: Sequence[int], spans: list[tuple[float, float]], digits: Sequence[int]) -> int | None:
+def label_of(box: Sequence[int], spans: list[tuple[float, float]], digits: Sequence[int], height: float) -> int | None:
     """A candidate's label from its box's columns: a digit, NOT_ONE_DIGIT, or None when it is neither clearly.
 
     A piece that holds most of a second digit's columns besides is not one digit, however well it
-    matches the first: a narrow 1 run into a 4 is no 4.
+    matches the first: a narrow 1 run into a 4 is no 4. A narrow digit is matched by its edges, since
+    a pen's width more on either side is most of its columns: a bold 1 is still a 1.
     """
     left, right = box[0], box[0] + box[2]
     shared = [min(right, end) - max(left, start) for start, end in spans]
@@ -70,7 +73,8 @@ def label_of(box: Sequence[int], spans: list[tuple[float, float]], digits: Seque
     held = [common / (end - start) for k, (common, (start, end)) in enumerate(zip(shared, spans)) if k != best]
     if max(held, default=0.0) > ANOTHER:
         return NOT_ONE_DIGIT
-    if overlaps[best] >= WHOLE:
+    start, end = spans[best]
+    if overlaps[best] >= WHOLE or max(abs(left - start), abs(right - end)) <= EDGE * height:
         return int(digits[best])
     return NOT_ONE_DIGIT if overlaps[best] < PART else None
 
@@ -88,13 +92,13 @@ def pieces(
     for _ in range(count):
         source_images, source_labels = sources[rng.choice(len(sources), p=shares)]
         chosen = rng.integers(len(source_labels), size=int(rng.integers(2, 9)))
-        gray, spans = composed(source_images[chosen], rng)
+        gray, spans, height = composed(source_images[chosen], rng)
         try:
             found = segmentation.candidates(gray)
         except images.NotADigit:  # too faint to be read at all: nothing to learn from
             continue
         for piece in found.pieces:
-            label = label_of(piece.digit.box, spans, source_labels[chosen])
+            label = label_of(piece.digit.box, spans, source_labels[chosen], height)
             if label is not None:
                 made.append(piece.digit.image)
                 labels.append(label)
