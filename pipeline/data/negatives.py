@@ -47,13 +47,20 @@ def sample(count: int, seed: int, clothing: np.ndarray) -> np.ndarray:
             picture = clothing[rng.integers(len(clothing))].astype(np.float32) / 255.0
         else:
             picture = DRAWERS[kind](rng)
-        try:
-            prepared = images.to_mnist(picture).image
-        except images.NotADigit:
-            continue
-        if np.count_nonzero(prepared.max(axis=0) > 0.3) >= NARROWEST:
-            made.append(prepared)
+        seen = prepared(picture)
+        if seen is not None:
+            made.append(seen)
     return np.stack(made)
+
+
+def prepared(picture: np.ndarray) -> np.ndarray | None:
+    """A drawing as the network sees it, or None where training leaves it out: refused by the
+    preprocessing, or as thin as a 1."""
+    try:
+        seen = images.to_mnist(picture).image
+    except images.NotADigit:
+        return None
+    return seen if np.count_nonzero(seen.max(axis=0) > 0.3) >= NARROWEST else None
 
 
 def canvas() -> Image.Image:
