@@ -3,15 +3,17 @@
 Digits written in a row touch, overlap and break, so no rule about ink can say
 where one ends. Instead the number's ink is cut too finely into segments: its
 marks (`images.digit_masks`), and each mark wide enough to hold several digits
-cut again at the columns where it holds least ink. Every run of up to
-`MAX_SPAN` consecutive segments of one mark is a candidate digit (marks apart
+cut again near the columns where it holds least ink. Each such cut bends
+(`seams`): it runs from top to bottom through the least ink it can, so that it
+passes between a digit and a neighbour that leans into its columns. Every run
+of up to `MAX_SPAN` consecutive segments of one mark is a candidate digit (marks apart
 are digits apart), the network reads every candidate in one batch, and dynamic
 programming chooses the reading, segments left to right, whose candidates the
 network is surest of, with a cost for a candidate narrower or wider than its
 digit ever is in MNIST (Casey and Lecolinet's survey, 1996, calls this
 over-segmentation and recognition-based dissection).
 
-The cuts are straight and upright, so a number written or photographed at a
+The cuts stay near upright, so a number written or photographed at a
 slant is first levelled (`levelled`): turned by the angle of its ink's long
 axis, so that digits that touch meet side by side rather than one above the
 other; the boxes are turned back into the image's pixels.
@@ -37,6 +39,7 @@ CUT_FROM = 0.8  # of the digits' height: marks wider than this may be several di
 NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 0.4])
 WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
 WIDTH_COST = 8.0  # log-probability a candidate pays per height it is narrower or wider than its digit can be
+SEAM_STRAY = 1.0  # ink a cut may cross, per row, rather than stray a digit's height from its column
 DIGITS = 10
 LEVEL_FROM = 2.0  # degrees: a number at a smaller slant is read as it is
 LEVEL_UP_TO = 20.0  # degrees: a larger angle is not a row's slant, and is left alone
@@ -166,22 +169,63 @@ def segments(ink: np.ndarray) -> tuple[list[np.ndarray], list[int], int]:
             cut.append(mask)
             marks.append(mark)
             continue
-        profile = ndimage.uniform_filter1d((ink * mask)[:, left:right].sum(axis=0), max(1, height // 20))
-        edges = [
-            left,
-            *(
-                left + column
-                for column in cut_columns(profile, round(NARROWEST * height), round(WIDEST_SEGMENT * height))
-            ),
-            right,
+        inked = np.flatnonzero(mask.any(axis=1))
+        top, bottom = int(inked[0]), int(inked[-1]) + 1
+        weight = (ink * mask)[top:bottom, left:right]
+        profile = ndimage.uniform_filter1d(weight.sum(axis=0), max(1, height // 20))
+        cuts = cut_columns(profile, round(NARROWEST * height), round(WIDEST_SEGMENT * height))
+        bounds = [
+            np.zeros(bottom - top, int),
+            *seams(weight, cuts, height),
+            np.full(bottom - top, right - left),
         ]
-        for start, stop in zip(edges, edges[1:]):
+        within = np.arange(right - left)
+        for start, stop in zip(bounds, bounds[1:]):
             part = np.zeros_like(mask)
-            part[:, start:stop] = mask[:, start:stop]
+            part[top:bottom, left:right] = (
+                mask[top:bottom, left:right] & (within >= start[:, None]) & (within < stop[:, None])
+            )
             if part.any():
                 cut.append(part)
                 marks.append(mark)
     return cut, marks, height
+
+
+def seams(weight: np.ndarray, columns: list[int], height: int) -> list[np.ndarray]:
+    """For each cut, a boundary between columns of `weight` (the ink of one mark), where it runs in each row.
+
+    A cut is the path from top to bottom, moving at most a column per row, that parts the least ink: the
+    pixel just right of it in each row, and where it steps aside the diagonal it steps across. It pays
+    `SEAM_STRAY` per row for each digit's height it strays from its column, and keeps to its side of
+    halfway to its neighbours' columns, so that cuts never cross: the cuts' stretches tile the row, and all
+    of them are found in one pass.
+    """
+    if not columns:
+        return []
+    padded = np.pad(weight, ((0, 0), (1, 1)))
+    left_of, right_of = padded[:, :-1], padded[:, 1:]  # the pixels either side of each boundary (0 past the edges)
+    boundaries = np.arange(weight.shape[1] + 1)
+    stretch = np.searchsorted([(a + b) / 2 for a, b in zip(columns, columns[1:])], boundaries, side="right")
+    cost = right_of + SEAM_STRAY * np.abs(boundaries - np.asarray(columns)[stretch]) / height
+    apart = np.flatnonzero(np.diff(stretch))  # b and b + 1 are different cuts' stretches
+    total = cost[0]
+    steps = np.ones(cost.shape, np.intp)  # 0, 1, 2: it came from the boundary left of it, itself, right of it
+    for row in range(1, len(cost)):
+        # Stepping aside to b parts the pixel right of b in the row above from the one beside b in this row
+        # on the side it came from.
+        above = right_of[row - 1]
+        from_left = np.append(np.inf, total[:-1]) + np.minimum(above, left_of[row])
+        from_right = np.append(total[1:], np.inf) + np.minimum(above, np.append(right_of[row, 1:], 0))
+        from_left[apart + 1] = from_right[apart] = np.inf
+        came = np.stack([from_left, total, from_right])
+        steps[row] = came.argmin(axis=0)
+        total = came[steps[row], boundaries] + cost[row]
+    ends = [0, *(apart + 1), len(boundaries)]
+    paths = np.zeros((len(columns), len(cost)), np.intp)
+    paths[:, -1] = [low + np.argmin(total[low:high]) for low, high in zip(ends, ends[1:])]
+    for row in range(len(cost) - 1, 0, -1):
+        paths[:, row - 1] = paths[:, row] + steps[row, paths[:, row]] - 1
+    return list(paths)
 
 
 def cut_columns(profile: np.ndarray, narrowest: int, widest: int) -> list[int]:
