@@ -80,7 +80,8 @@ def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
             # Cropped to the segments' rows and columns before anything is measured: big photos stay quick.
             run = range(first, last + 1)
             rows = slice(min(rows_of[k][0] for k in run), max(rows_of[k][-1] for k in run) + 1)
-            columns = slice(columns_of[first][0], columns_of[last][-1] + 1)
+            # Bent cuts: a segment may reach further left or right than the ones after or before it.
+            columns = slice(min(columns_of[k][0] for k in run), max(columns_of[k][-1] for k in run) + 1)
             union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
             digit = images.digit_from(ink, ink.map[rows, columns] * union, (rows.start, columns.start))
             if level.angle:
