@@ -203,8 +203,9 @@ def seams(weight: np.ndarray, columns: list[int], height: int) -> list[np.ndarra
     """
     if not columns:
         return []
-    padded = np.pad(weight, ((0, 0), (1, 1)))
-    left_of, right_of = padded[:, :-1], padded[:, 1:]  # the pixels either side of each boundary (0 past the edges)
+    # The pixels left and right of each boundary, and right of the next one (0 past the edges).
+    padded = np.pad(weight, ((0, 0), (1, 2)))
+    left_of, right_of, right_of_next = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
     boundaries = np.arange(weight.shape[1] + 1)
     stretch = np.searchsorted([(a + b) / 2 for a, b in zip(columns, columns[1:])], boundaries, side="right")
     cost = right_of + SEAM_STRAY * np.abs(boundaries - np.asarray(columns)[stretch]) / height
@@ -216,7 +217,7 @@ def seams(weight: np.ndarray, columns: list[int], height: int) -> list[np.ndarra
         # on the side it came from.
         above = right_of[row - 1]
         from_left = np.append(np.inf, total[:-1]) + np.minimum(above, left_of[row])
-        from_right = np.append(total[1:], np.inf) + np.minimum(above, np.append(right_of[row, 1:], 0))
+        from_right = np.append(total[1:], np.inf) + np.minimum(above, right_of_next[row])
         from_left[apart + 1] = from_right[apart] = np.inf
         came = np.stack([from_left, total, from_right])
         steps[row] = came.argmin(axis=0)
