@@ -97,6 +97,33 @@ def test_the_pieces_of_a_digit_stay_together():
     assert [found.pieces[index].digit.box[1] for index in chosen] == [23, 23]  # each from its top bar down
 
 
+def test_a_digit_drawn_in_pieces_side_by_side_is_one_candidate():
+    """A 5 whose bar floats apart to the right of its body: two marks, neither half over the other."""
+    five = np.zeros((28, 30), np.float32)
+    five[4:7, 16:25] = 1.0  # the bar, two columns right of the body
+    five[7:14, 4:7] = 1.0  # the body: down,
+    five[12:15, 4:14] = 1.0  # right,
+    five[12:23, 11:14] = 1.0  # down
+    five[20:23, 3:14] = 1.0  # and back left
+    paper = 1 - np.pad(np.concatenate([five, np.zeros((28, 8)), five], axis=1), 20)
+    found = segmentation.candidates(paper.astype(np.float32))
+    assert found.segments == 4
+    spans = [(23, 45), (61, 83)]  # each five's columns in the paper, bar included
+    chosen = segmentation.best_reading(found, knowing(spans, [5, 5])(found))
+    boxes = [found.pieces[index].digit.box for index in chosen]
+    assert len(boxes) == 2
+    for (x, _, width, _), (left, right) in zip(boxes, spans):
+        assert abs(x - left) <= 1 and abs(x + width - right) <= 1, (boxes, spans)
+
+
+def test_marks_each_as_tall_as_a_digit_are_never_one_candidate():
+    ones = np.zeros((28, 20), np.float32)
+    ones[4:24, 5:8] = ones[4:24, 12:15] = 1.0  # two 1s, four columns apart
+    found = segmentation.candidates((1 - np.pad(ones, 20)).astype(np.float32))
+    assert found.segments == 2
+    assert all(piece.first == piece.last for piece in found.pieces)
+
+
 def test_a_cut_bends_around_digits_that_lean_into_each_other():
     """Three 1s leaning right, joined at the foot: each shares columns with its neighbours, so no upright
     cut parts them; cuts that bend through the gaps between their strokes do."""
