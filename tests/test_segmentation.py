@@ -116,14 +116,6 @@ def test_a_digit_drawn_in_pieces_side_by_side_is_one_candidate():
         assert abs(x - left) <= 1 and abs(x + width - right) <= 1, (boxes, spans)
 
 
-def test_marks_each_as_tall_as_a_digit_are_never_one_candidate():
-    ones = np.zeros((28, 20), np.float32)
-    ones[4:24, 5:8] = ones[4:24, 12:15] = 1.0  # two 1s, four columns apart
-    found = segmentation.candidates((1 - np.pad(ones, 20)).astype(np.float32))
-    assert found.segments == 2
-    assert all(piece.first == piece.last for piece in found.pieces)
-
-
 def test_a_cut_bends_around_digits_that_lean_into_each_other():
     """Three 1s leaning right, joined at the foot: each shares columns with its neighbours, so no upright
     cut parts them; cuts that bend through the gaps between their strokes do."""

@@ -7,13 +7,12 @@ cut again near the columns where it holds least ink. Each such cut bends
 (`seams`): it runs from top to bottom through the least ink it can, so that it
 passes between a digit and a neighbour that leans into its columns. Every run
 of up to `MAX_SPAN` consecutive segments is a candidate digit, within a mark or
-across marks less than `JOIN_GAP` apart where the ink on one side is less tall
-than a digit (strokes that do not meet: a 5 whose bar floats); the network
-reads every candidate in one batch, and dynamic programming chooses the
-reading, segments left to right, whose candidates the network is surest of,
-with a cost for a candidate narrower or wider than its digit ever is in MNIST
-(Casey and Lecolinet's survey, 1996, calls this over-segmentation and
-recognition-based dissection).
+across marks less than `JOIN_GAP` apart (a digit drawn in strokes that do not
+meet: a 5 whose bar floats); the network reads every candidate in one batch,
+and dynamic programming chooses the reading, segments left to right, whose
+candidates the network is surest of, with a cost for a candidate narrower or
+wider than its digit ever is in MNIST (Casey and Lecolinet's survey, 1996,
+calls this over-segmentation and recognition-based dissection).
 
 The cuts stay near upright, so a number written or photographed at a
 slant is first levelled (`levelled`): turned by the angle of its ink's long
@@ -37,8 +36,7 @@ MAX_SPAN = 5  # segments one digit may be made of
 NARROWEST = 0.15  # of the digits' height: a segment, or where it is cut, is no narrower
 WIDEST_SEGMENT = 0.35  # of the digits' height: wider segments are cut again
 CUT_FROM = 0.8  # of the digits' height: marks wider than this may be several digits, and are cut
-JOIN_GAP = 0.5  # of the digits' height: marks nearer than this may be one digit drawn in pieces,
-PART_HEIGHT = 0.8  # of the digits' height: when the ink on one side is less tall than this
+JOIN_GAP = 0.5  # of the digits' height: marks nearer than this may be one digit drawn in pieces
 # Each digit's width in its height, in MNIST's training digits: the 1st and the 99th percentile.
 NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 0.4])
 WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
@@ -76,17 +74,13 @@ def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
     masks, marks, height = segments(ink.map)
     rows_of = [np.flatnonzero(mask.any(axis=1)) for mask in masks]
     columns_of = [np.flatnonzero(mask.any(axis=0)) for mask in masks]
-    tall = {mark: np.ptp(np.concatenate([rows_of[k] for k in np.flatnonzero(np.equal(marks, mark))])) for mark in marks}
     pieces = []
     for first in range(len(masks)):
         top = left = np.inf
         bottom = right = -np.inf  # the run's ink so far
         for last in range(first, min(first + MAX_SPAN, len(masks))):
-            if last > first and marks[last] != marks[last - 1]:
-                # Marks apart are digits apart, unless they lie near and one side is too short to be a digit.
-                gap = columns_of[last][0] - right
-                if gap > JOIN_GAP * height or min(bottom - top, tall[marks[last]]) >= PART_HEIGHT * height:
-                    break
+            if last > first and marks[last] != marks[last - 1] and columns_of[last][0] - right > JOIN_GAP * height:
+                break  # marks far apart are digits apart
             # Bent cuts: a segment may reach further left or right than the ones after or before it.
             top, bottom = min(top, rows_of[last][0]), max(bottom, rows_of[last][-1])
             left, right = min(left, columns_of[last][0]), max(right, columns_of[last][-1])
