@@ -83,28 +83,29 @@ def test_a_piece_too_wide_for_one_digit_pays_for_it(mnist):
     assert len(chosen) == 2
 
 
+def five_in_two_strokes(bar: tuple[slice, slice]) -> np.ndarray:
+    """A 5, 28 x 30, whose top bar (the rows and columns `bar`) is drawn apart from the rest (columns 3 to 13)."""
+    five = np.zeros((28, 30), np.float32)
+    five[bar] = 1.0  # the top bar, drawn as a stroke of its own
+    five[7:14, 4:7] = 1.0  # the rest in one stroke: down,
+    five[12:15, 4:14] = 1.0  # right,
+    five[12:23, 11:14] = 1.0  # down
+    five[20:23, 3:14] = 1.0  # and back left
+    return five
+
+
 def test_the_pieces_of_a_digit_stay_together():
-    five = np.zeros((28, 28), np.float32)
-    five[3:6, 9:22] = 1.0  # the top bar, drawn as a stroke of its own
-    five[7:14, 8:11] = 1.0  # the rest in one stroke: down,
-    five[12:15, 8:20] = 1.0  # right,
-    five[12:23, 17:20] = 1.0  # down
-    five[20:23, 7:20] = 1.0  # and back left
+    five = five_in_two_strokes(np.s_[3:6, 5:16])  # the bar over the rest
     paper = 1 - np.pad(np.concatenate([five, np.zeros((28, 6)), five], axis=1), 20)
     found = segmentation.candidates(paper.astype(np.float32))
-    spans = [(27, 42), (61, 76)]
+    spans = [(23, 36), (59, 72)]
     chosen = segmentation.best_reading(found, knowing(spans, [5, 5])(found))
     assert [found.pieces[index].digit.box[1] for index in chosen] == [23, 23]  # each from its top bar down
 
 
 def test_a_digit_drawn_in_pieces_side_by_side_is_one_candidate():
     """A 5 whose bar floats apart to the right of its body: two marks, neither half over the other."""
-    five = np.zeros((28, 30), np.float32)
-    five[4:7, 16:25] = 1.0  # the bar, two columns right of the body
-    five[7:14, 4:7] = 1.0  # the body: down,
-    five[12:15, 4:14] = 1.0  # right,
-    five[12:23, 11:14] = 1.0  # down
-    five[20:23, 3:14] = 1.0  # and back left
+    five = five_in_two_strokes(np.s_[4:7, 16:25])  # two columns right of the rest
     paper = 1 - np.pad(np.concatenate([five, np.zeros((28, 8)), five], axis=1), 20)
     found = segmentation.candidates(paper.astype(np.float32))
     assert found.segments == 4
