@@ -24,11 +24,12 @@ With `--styles` the sets are instead written in styles that training never
 draws, one folder per category, each with the same layout (`evaluate` reports
 each category): digits drawn with the held-out pens of `pipeline.data.strokes`
 (chalk on boards, a broad-edged calligraphy nib), printed in the held-out
-typefaces of `pipeline.data.typefaces`, MNIST's test handwriting written with a
-broad marker (far bolder than any training variation) and photographed dim or
-on coloured paper; numbers of 1 to 12 of those digits spaced, touching and
-overlapping; and letters, symbols and digit-like letters (S, Z, b, g, q)
-printed in the held-out typefaces.
+typefaces of `pipeline.data.typefaces` (the regular ones, and apart, those
+drawn from handwriting), MNIST's test handwriting written with a broad marker
+(far bolder than any training variation) and photographed dim or on coloured
+paper; numbers of 1 to 12 of those digits spaced, touching and overlapping;
+and letters, symbols and digit-like letters (S, Z, b, g, q) printed in the
+held-out typefaces.
 
 Everything comes from `--seed`, so a set is the same wherever it is written.
 """
@@ -133,16 +134,17 @@ def write_styles(
 
     With `split="test"` the pens and typefaces are those training never draws, and the handwriting is
     MNIST's test digits; with "validation", a development set in the same layout, the categories drawn
-    with training's pens and typefaces instead, and the handwriting MNIST's validation digits.
+    with training's pens and typefaces instead (and the development typefaces drawn from handwriting,
+    which training does not print with either), and the handwriting MNIST's validation digits.
     """
     rng = np.random.default_rng(seed)
     mnist = datasets.load(datasets.MNIST)
     if split == "test":
-        pens, fonts = strokes.HELD_OUT_PENS, typefaces.held_out()
+        pens, fonts, hands = strokes.HELD_OUT_PENS, typefaces.held_out(), typefaces.handwriting(held_out=True)
         handwriting, labels = mnist.test_images, mnist.test_labels
     else:
         pens = {name: strokes.TRAINING_PENS[name] for name in ("ballpoint", "felt-tip")}
-        fonts = typefaces.training()
+        fonts, hands = typefaces.training(), typefaces.handwriting()
         handwriting, labels = mnist.train_images[-5000:], mnist.train_labels[-5000:]
 
     def drawn(pen: str) -> tuple[np.ndarray, int]:
@@ -150,9 +152,12 @@ def write_styles(
         variants = list(strokes.TEMPLATES[digit])
         return upright(strokes.draw(digit, variants[rng.integers(len(variants))], pens[pen], rng)), digit
 
-    def printed() -> tuple[np.ndarray, int]:
+    def printed(faces: list[str] = fonts) -> tuple[np.ndarray, int]:
         digit = int(rng.integers(10))
-        return upright(typefaces.printed(digit, fonts[rng.integers(len(fonts))], rng)), digit
+        return upright(typefaces.printed(digit, faces[rng.integers(len(faces))], rng)), digit
+
+    def hand_printed() -> tuple[np.ndarray, int]:
+        return printed(hands)
 
     def handwritten() -> tuple[np.ndarray, int]:
         pick = rng.integers(len(labels))
@@ -178,6 +183,8 @@ def write_styles(
         "broad marker": (marker, {}),
         "dim photos": (handwritten, {"after": dim}),
         "coloured paper": (handwritten, {"coloured": True}),
+        # Last, so that the other categories are drawn as before; only where their Debian packages are installed.
+        **({"handwriting typefaces": (hand_printed, {})} if hands else {}),
     }
     for category, (make, look) in categories.items():
         for index in range(digits):
@@ -190,6 +197,8 @@ def write_styles(
                 rng,
             )
     makers = [*(lambda pen=pen: drawn(pen) for pen in pens), printed, handwritten, marker]
+    if hands:
+        makers.append(hand_printed)
     for category, gaps in {"spaced numbers": (0.1, 0.3), "touching numbers": (-0.12, 0.0)}.items():
         for index in range(numbers):
             make = makers[rng.integers(len(makers))]  # one hand, pen or typeface for the whole number
@@ -201,7 +210,7 @@ def write_styles(
     glyphs = {"letters and symbols": GLYPHS, "digit-like letters": LOOKALIKES}
     for kind, characters in glyphs.items():
         for index in range(not_digits // 2):
-            ink = glyph(rng, [Path(path) for path in fonts if path], characters)
+            ink = glyph(rng, [Path(path) for path in fonts + hands if path], characters)
             save(photo(ink, rng), folder / "letters" / "not-digits" / kind, f"{index:04d}", rng)
     return {path.name: sum(1 for file in path.rglob("*") if file.is_file()) for path in sorted(folder.iterdir())}
 

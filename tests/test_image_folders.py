@@ -9,6 +9,7 @@ from conftest import mlflow_run, run_cli, train_tiny, use_store
 
 from benchmarks import image_sets
 from pipeline.analysis import image_folders
+from pipeline.data import typefaces
 from pipeline.serving import images, reading
 
 
@@ -50,6 +51,7 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
     assert digest(first) == digest(again)
     found = image_folders.items(first)
     categories = {item.category for item in found}
+    printed_from_handwriting = ["handwriting typefaces"] if typefaces.handwriting(held_out=True) else []
     assert categories == {
         "broad marker",
         "calligraphy pen",
@@ -60,6 +62,7 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
         "spaced numbers",
         "touching numbers",
         "letters",
+        *printed_from_handwriting,  # where setup could install their typefaces
     }
     assert {item.set for item in found if "numbers" in item.category} == {"numbers"}
     development = tmp_path / "development"  # drawn with training's pens and typefaces, to tune on
@@ -74,7 +77,8 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
             return reading.answers(pictures, list(frame["mode"]), reader, params["threshold"])
 
     figures = image_folders.summary(image_folders.answers(Reader(), found, 0.5))
-    assert figures["digits_count"] == 6 * 4 and figures["chalk_digits_count"] == 4
+    of_digits = categories - {"spaced numbers", "touching numbers", "letters"}
+    assert figures["digits_count"] == 4 * len(of_digits) and figures["chalk_digits_count"] == 4
     assert figures["touching_numbers_numbers_count"] == 3 and figures["letters_not_digits_count"] == 4
     assert 0 <= figures["chalk_digits_read"] <= figures["chalk_digits_accepted"] <= 1
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from pipeline.data import strokes, typefaces
 from pipeline.serving import images
@@ -64,10 +65,34 @@ def test_a_fine_pen_draws_unbroken_strokes():
 
 def test_training_and_evaluation_never_share_a_pen_or_a_typeface():
     assert not set(strokes.TRAINING_PENS) & set(strokes.HELD_OUT_PENS)
-    assert not set(typefaces.training()) & set(typefaces.held_out())
-    assert all(Path(path).is_file() for path in typefaces.training() + typefaces.held_out() if path)
-    for path in typefaces.training() + typefaces.held_out():
+    held_out = typefaces.held_out() + typefaces.handwriting(held_out=True)
+    development = typefaces.handwriting()  # the development sets' handwriting: not trained on either
+    assert not set(typefaces.training()) & set(held_out + development) and not set(held_out) & set(development)
+    assert all(Path(path).is_file() for path in typefaces.training() + held_out + development if path)
+    for path in typefaces.training() + held_out + development:
         assert not any(name in path.lower() for name in RESERVED), path
+
+
+def test_the_handwriting_typefaces_are_where_setup_installs_them():
+    patterns = typefaces.HANDWRITING + typefaces.HELD_OUT_HANDWRITING
+    installed = [pattern for pattern in patterns if typefaces.system_fonts((pattern,))]
+    if not installed:
+        pytest.skip("the Debian packages of the typefaces drawn from handwriting are not installed (make setup)")
+    assert installed == list(patterns)
+
+
+def test_every_typeface_has_the_ten_digits():
+    """A typeface without a digit prints the same box for each missing one: each must print ten shapes."""
+    every = typefaces.training() + typefaces.held_out() + typefaces.handwriting() + typefaces.handwriting(held_out=True)
+    for path in every:
+        shapes = set()
+        for digit in range(10):
+            picture = Image.new("L", (2 * typefaces.SIZE, 2 * typefaces.SIZE))
+            ImageDraw.Draw(picture).text(
+                (typefaces.SIZE, typefaces.SIZE), str(digit), fill=255, font=typefaces.font(path), anchor="mm"
+            )
+            shapes.add((np.asarray(picture) > 127).tobytes())
+        assert len(shapes) == 10, path
 
 
 def test_a_network_trained_on_mnist_reads_the_written_digits(reader):

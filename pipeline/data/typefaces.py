@@ -1,11 +1,13 @@
 """Printed digits: the ten digits in regular typefaces (serif, sans, mono; book, bold, italic).
 
-The typefaces are files that every installation has: those Matplotlib ships
-(DejaVu Sans, Serif and Sans Mono, STIX) and Pillow's own. Computer Modern,
-which Matplotlib also ships, and Liberation, where Debian's fonts-liberation2
-is installed, are `HELD_OUT`: only the evaluation sets print with them
-(`benchmarks/image_sets.py`), so that those sets measure reading, not memory of
-the typefaces.
+The typefaces training prints with are files that every installation has:
+those Matplotlib ships (DejaVu Sans, Serif and Sans Mono, STIX) and Pillow's
+own. Computer Modern, which Matplotlib also ships, and Liberation, where
+Debian's fonts-liberation2 is installed, are `held_out`: only the evaluation
+sets print with them (`benchmarks/image_sets.py`), so that those sets measure
+reading, not memory of the typefaces. So are the typefaces drawn from
+handwriting that `make setup` installs from Debian (`handwriting`): Kristi and
+Seto for the held-out sets, seven others for the development sets.
 
 Each digit is printed large, a little bolder or not, tilted up to 8 degrees,
 and prepared by `pipeline.serving.images` as served images are. Everything
@@ -22,6 +24,19 @@ from PIL import Image, ImageDraw, ImageFont
 from pipeline.serving import images
 
 SIZE = 80  # the font size digits are printed at, in pixels
+SYSTEM_FONTS = Path("/usr/share/fonts")
+# Typefaces drawn from handwriting, in Debian packages (`make setup` installs them): file patterns under SYSTEM_FONTS.
+# Training never prints with them: the development sets print with HANDWRITING, the held-out ones with the other two.
+HANDWRITING = (
+    "truetype/rufscript/Rufscript010.ttf",  # fonts-rufscript
+    "truetype/tlwg/Purisa*.ttf",  # fonts-tlwg-purisa-ttf
+    "truetype/kiloji/kiloji*.ttf",  # fonts-kiloji
+    "truetype/andika/Andika-*.ttf",  # fonts-sil-andika
+    "opentype/kaushanscript/KaushanScript-Regular.otf",  # fonts-kaushanscript
+    "truetype/leckerli-one/LeckerliOne-Regular.ttf",  # fonts-leckerli-one
+    "truetype/staypuft/StayPuft.ttf",  # fonts-staypuft
+)
+HELD_OUT_HANDWRITING = ("truetype/kristi/Kristi.ttf", "truetype/seto/setofont.ttf")  # fonts-kristi, fonts-seto
 
 
 def matplotlib_fonts() -> Path:
@@ -42,10 +57,19 @@ def training() -> list[str]:
 
 
 def held_out() -> list[str]:
-    """The typefaces only the evaluation sets print with."""
+    """The regular typefaces only the evaluation sets print with."""
     computer_modern = [str(matplotlib_fonts() / f"{name}.ttf") for name in ("cmr10", "cmb10", "cmss10", "cmtt10")]
-    liberation = sorted(str(path) for path in Path("/usr/share/fonts/truetype/liberation2").glob("*.ttf"))
-    return computer_modern + liberation
+    return computer_modern + system_fonts(("truetype/liberation2/*.ttf",))
+
+
+def handwriting(held_out: bool = False) -> list[str]:
+    """The typefaces drawn from handwriting that the development sets print with, or (`held_out`) the held-out sets."""
+    return system_fonts(HELD_OUT_HANDWRITING if held_out else HANDWRITING)
+
+
+def system_fonts(patterns: tuple[str, ...]) -> list[str]:
+    """The font files under SYSTEM_FONTS that match `patterns`, in order; none for a package not installed."""
+    return [str(path) for pattern in patterns for path in sorted(SYSTEM_FONTS.glob(pattern))]
 
 
 def font(path: str) -> ImageFont.FreeTypeFont:
