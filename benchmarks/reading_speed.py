@@ -8,7 +8,8 @@ on unevenly lit paper, saved as JPEG: what a phone sends. Each is read through
 the model's `predict`, as `mlflow models serve` calls it (base64 in, answer
 out), one photo per call, after one call to warm up. Prints the median and the
 90th percentile in milliseconds, and where the time goes: decoding, the
-preprocessing and the candidate digits, the network.
+preprocessing and the candidate digits, the networks on them, and (for a model
+that carries one) the line and the sequence reader.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def photo(digits: list[np.ndarray], touching: bool, rng: np.random.Generator) ->
 def main(argv: list[str] | None = None) -> None:
     import mlflow
 
-    from pipeline.serving import images, segmentation
+    from pipeline.serving import images, segmentation, sequence
 
     args = parse(argv)
     mnist = datasets.load(datasets.MNIST)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         return pd.DataFrame({"image": [base64.b64encode(data).decode()], "mode": ["number"]})
 
     model.predict(request(photos[0]))  # the first call builds what later ones reuse
-    whole, decode, prepare, network = [], [], [], []
+    whole, decode, prepare, network, whole_line = [], [], [], [], []
     for data in photos[1:]:
         start = time.perf_counter()
         model.predict(request(data))
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
         if recognizer.pieces_of:
             recognizer.pieces_of(candidates)
         network.append(time.perf_counter() - start)
+        if recognizer.lines_of:
+            start = time.perf_counter()
+            recognizer.lines_of(sequence.line_of(picture.gray, picture.scale).image[None])
+            whole_line.append(time.perf_counter() - start)
 
     def milliseconds(times: list[float]) -> str:
         return f"{1000 * statistics.median(times):.0f} ms (90th percentile {1000 * np.percentile(times, 90):.0f} ms)"
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  of which decoding        {milliseconds(decode)}")
     print(f"  preparing the candidates {milliseconds(prepare)}")
     print(f"  the networks on them     {milliseconds(network)}")
+    if whole_line:
+        print(f"  the line and its reader  {milliseconds(whole_line)}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Logs the ensemble's validation and test figures, each member's test accuracy
 beside it, and the ensemble itself as a DigitRecognizer registered as a new
 version of `mnist`: `promote` and `mlflow models serve` treat it like any other
 version. It reads numbers with the piece network of the first member that has
-one (param `pieces_from`).
+one (param `pieces_from`), and with the sequence reader of the first member
+that has one (param `sequence_reader_from`).
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         ((run.info.run_id, model.pieces) for run, model in zip(runs, recognizers) if model.pieces is not None),
         (None, None),
     )
+    reader_from, reader_network = next(
+        (
+            (run.info.run_id, model.sequence_reader)
+            for run, model in zip(runs, recognizers)
+            if model.sequence_reader is not None
+        ),
+        (None, None),
+    )
     if len({network.output_shape[-1] for network in networks}) > 1:
         sys.exit('ensemble: the members answer different classes (some have a "not a digit" class)')
 
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 "subset": params["subset"],
                 "parameters": sum(network.count_params() for network in networks),
                 "pieces_from": pieces_from or "none",
+                "sequence_reader_from": reader_from or "none",
             }
         )
         versions = sorted({run.data.tags.get("version", "?") for run in runs})
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             dataset.name if args.register else None,
             tta=args.tta,
             pieces=piece_network,
+            sequence_reader=reader_network,
         )
         model_version = None
         if args.register:

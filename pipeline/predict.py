@@ -119,14 +119,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def show(model: mlflow.pyfunc.PyFuncModel, readable: dict[str, bytes], mode: str, threshold: float, path: str) -> None:
-    """The 28x28 inputs the answers were read from, each captioned with its digit and the file's name."""
+    """The 28x28 inputs the answers were read from, each captioned with its digit and the file's name
+    (none for a number the sequence reader read whole)."""
     from pipeline.analysis import figures
     from pipeline.serving import images, reading
 
     inputs, captions = [], []
     pictures = [images.read(data) for data in readable.values()]
     recognizer = model.unwrap_python_model()
-    read = reading.readings(pictures, [mode] * len(pictures), recognizer.probabilities, threshold, recognizer.pieces_of)
+    read = reading.readings(
+        pictures, [mode] * len(pictures), recognizer.probabilities, threshold, recognizer.pieces_of, recognizer.lines_of
+    )
     for file, (answer, seen) in zip(readable, read):
         for digit, said in zip(seen, answer.get("digits") or [answer]):
             inputs.append(digit.image)

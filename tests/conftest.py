@@ -64,13 +64,22 @@ def mlflow_run(entry_point, env_manager="local", **parameters):
     return runs[0]
 
 
-def train_tiny(version=1, seed=0, subset=600, validation=100, epochs=1, register=True, pieces=None):
-    """A real, tracked `train` run on a few hundred images (and with `pieces`, a piece network); returns its run id."""
+def train_tiny(
+    version=1, seed=0, subset=600, validation=100, epochs=1, register=True, pieces=None, sequence_reader=None
+):
+    """A real, tracked `train` run on a few hundred images (and with `pieces`, a piece network; with
+    `sequence_reader`, a sequence reader); returns its run id."""
     from pipeline.tracking.run import train_tracked
     from pipeline.training.settings import Settings
 
     settings = Settings.for_version(
-        version, epochs=epochs, seed=seed, subset=subset, validation=validation, pieces=pieces
+        version,
+        epochs=epochs,
+        seed=seed,
+        subset=subset,
+        validation=validation,
+        pieces=pieces,
+        sequence_reader=sequence_reader,
     )
     with mlflow.start_run(run_name=f"train v{version}") as run:
         train_tracked(settings, register=register)

@@ -93,12 +93,14 @@ def test_the_test_loss_is_that_of_the_calibrated_model(two_tiny_runs, mnist):
     assert run.data.metrics["test_loss"] == pytest.approx(expected, rel=1e-3)
 
 
-def test_an_ensemble_reads_numbers_with_the_piece_network_of_a_member(tracking, mnist):
-    runs = [train_tiny(seed=0), train_tiny(seed=1, pieces=0.1)]  # only the second has one
+def test_an_ensemble_reads_numbers_with_the_piece_network_and_sequence_reader_of_a_member(tracking, mnist):
+    runs = [train_tiny(seed=0), train_tiny(seed=1, pieces=0.1, sequence_reader=50)]  # only the second has them
     ensemble.main(["--runs", ",".join(runs)])
     client = mlflow.MlflowClient()
     newest = newest_version(client)
-    assert client.get_run(newest.run_id).data.params["pieces_from"] == runs[1]
+    params = client.get_run(newest.run_id).data.params
+    assert params["pieces_from"] == runs[1] and params["sequence_reader_from"] == runs[1]
+    assert recognizer(f"models:/mnist/{newest.version}").sequence_reader is not None
     member_file = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{runs[1]}/model/artifacts/pieces.keras")
     images = scaled(mnist.test_images[:20])
     np.testing.assert_allclose(

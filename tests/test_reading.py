@@ -39,7 +39,7 @@ def test_the_not_a_digit_class_rejects_and_its_column_is_not_a_digit():
 
 
 def test_a_number_is_rejected_when_any_digit_is():
-    found = [images.Digit(np.zeros((28, 28)), (10 * n, 0, 8, 20), False) for n in range(3)]
+    found = [(10 * n, 0, 8, 20) for n in range(3)]
     good = reading.number_answer([row(4, 0.9), row(2, 0.95), row(0, 0.8)], found, 0.5)
     assert good["number"] == "420" and not good["rejected"] and abs(good["confidence"] - 0.8) < 1e-9
     assert [digit["box"] for digit in good["digits"]] == [[0, 0, 8, 20], [10, 0, 8, 20], [20, 0, 8, 20]]
@@ -63,7 +63,7 @@ def test_answers_batches_every_digit_and_keeps_refusals_in_place(mnist):
 
 
 def test_the_pieces_of_a_number_are_digits_whatever_the_not_a_digit_class_says():
-    found = [images.Digit(np.zeros((28, 28)), (0, 0, 8, 20), False)]
+    found = [(0, 0, 8, 20)]
     answer = reading.number_answer([row(5, 0.35, not_digit=0.6)], found, 0.5)
     assert answer["number"] == "5" and abs(answer["digits"][0]["confidence"] - 0.35 / 0.4) < 1e-6
     unsure = reading.number_answer([row(5, 0.15, not_digit=0.6)], found, 0.5)

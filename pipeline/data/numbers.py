@@ -1,4 +1,5 @@
-"""Numbers composed from training digits, and the pieces the segmentation cuts from them: the piece network's data.
+"""Numbers composed from training digits: whole lines for the sequence reader, and the pieces the segmentation
+cuts from them for the piece network.
 
 Reading a number by segmentation (`pipeline.serving.segmentation`) asks a
 network about every candidate cut, and a digit classifier is as sure of two
@@ -12,7 +13,12 @@ both edges within `EDGE` of the digits' height of its edges), or
 `NOT_ONE_DIGIT` when they are no digit's (below `PART`) or hold most of a
 second digit's besides; candidates in between are left out.
 
-Everything comes from a seed: `pieces(count, seed, sources)`.
+The sequence reader (`pipeline.training.sequence_reader`) learns from whole numbers of
+1 to `sequence.MAX_DIGITS` digits composed the same way, prepared as it reads
+them (`pipeline.serving.sequence`).
+
+Everything comes from a seed: `pieces(count, seed, sources, shares)`,
+`lines(count, seed, sources, shares)`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageFilter
 
-from pipeline.serving import images, segmentation
+from pipeline.serving import images, segmentation, sequence
 
 NOT_ONE_DIGIT = 10  # the label of a piece that is two digits run together or part of one
 WHOLE = 0.8  # overlap over union of a piece's columns with a digit's: at least this, it is that digit
@@ -103,3 +109,23 @@ def pieces(
                 made.append(piece.digit.image)
                 labels.append(label)
     return np.stack(made).astype(np.float32), np.array(labels, np.uint8)
+
+
+def lines(
+    count: int, seed: int, sources: Sequence[tuple[np.ndarray, np.ndarray]], shares: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` composed numbers as the sequence reader sees them: lines (count, HEIGHT, WIDTH) float32, their
+    digits (count, MAX_DIGITS), 0 past each number's end, and their lengths. Sources and shares as for `pieces`."""
+    rng = np.random.default_rng(seed)
+    made, labels, lengths = [], np.zeros((count, sequence.MAX_DIGITS), np.int32), np.zeros(count, np.int32)
+    while len(made) < count:
+        source_images, source_labels = sources[rng.choice(len(sources), p=shares)]
+        chosen = rng.integers(len(source_labels), size=int(rng.integers(1, sequence.MAX_DIGITS + 1)))
+        gray, _, _ = composed(source_images[chosen], rng)
+        try:
+            made.append(sequence.line_of(gray).image)
+        except images.NotADigit:  # too faint to be read at all: nothing to learn from
+            continue
+        labels[len(made) - 1, : len(chosen)] = source_labels[chosen]
+        lengths[len(made) - 1] = len(chosen)
+    return np.stack(made), labels, lengths

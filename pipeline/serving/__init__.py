@@ -4,6 +4,7 @@
   averaging of several networks;
 - `images`: people's image files into MNIST-format digits, or a reason they hold none;
 - `segmentation`: where the digits of a whole number end, decided by the network's answers;
+- `sequence`: a whole number as one line for the sequence reader, and its answer decoded;
 - `reading`: the answers (digit, confidence, rejected, reason, number) for those digits;
 - `calibration`: temperature scaling, fitted on the validation split.
 

@@ -38,7 +38,9 @@ the networks themselves are `.networks`, and their Keras files are the artifacts
 `keras_model` (or `keras_model_1`, `keras_model_2`, ... for an ensemble) inside
 the logged model (`pipeline.tracking.logged_model` logs it). A model may also
 carry a piece network (artifact `pieces`, `pipeline.training.pieces`), which
-judges with them whether each candidate cut from a number is one whole digit. This subpackage,
+judges with them whether each candidate cut from a number is one whole digit,
+and a sequence reader (artifact `sequence_reader`, `pipeline.training.sequence_reader`), which
+reads each number whole besides (`pipeline.serving.reading`). This subpackage,
 `pipeline.serving`, is all the code that travels with the model (`code_paths`):
 it imports nothing else of the project, so what serves depends on serving code
 only, and it loads wherever the pinned requirements are installed.
@@ -56,14 +58,16 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from pipeline.serving import calibration, images, reading
+from pipeline.serving import calibration, images, reading, sequence
 
 KERAS_ARTIFACT = "keras_model"
 PIECES_ARTIFACT = "pieces"
+READER_ARTIFACT = "sequence_reader"
 IMAGE_SIZE = 28
 MAX_IMAGES = 256  # in one request
 MAX_IMAGE_BYTES = 32_000_000  # of image files in one request, counted as sent (base64)
 CHUNK = 1024  # images per call of a network: bounds the memory of its activations
+LINE_CHUNK = 64  # lines per call of the sequence reader, each about 40 digit images' worth
 
 
 class InputError(MlflowException):
@@ -148,12 +152,12 @@ def average_probabilities(networks: Sequence, images: np.ndarray, tta: bool = Fa
     return every.reshape(len(shifts), len(images), -1).mean(axis=0)
 
 
-def probabilities_of(network: object, images: np.ndarray) -> np.ndarray:
-    """One Keras network's class probabilities, called on the batch as it is, `CHUNK` images at a time."""
+def probabilities_of(network: object, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """One Keras network's outputs, called on the batch as it is, `chunk` images at a time."""
     if not len(images):
-        return np.zeros((0, network.output_shape[-1]), np.float32)
+        return np.zeros((0, *network.output_shape[1:]), np.float32)
     return np.concatenate(
-        [np.asarray(network.predict_on_batch(images[start : start + CHUNK])) for start in range(0, len(images), CHUNK)]
+        [np.asarray(network.predict_on_batch(images[start : start + chunk])) for start in range(0, len(images), chunk)]
     )
 
 
@@ -168,6 +172,8 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         ]
         path = context.artifacts.get(PIECES_ARTIFACT)
         self.pieces = keras.models.load_model(path) if path else None
+        path = context.artifacts.get(READER_ARTIFACT)
+        self.sequence_reader = keras.models.load_model(path, compile=False) if path else None
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
@@ -175,6 +181,8 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         self.probabilities(blank)  # builds each network's call once
         if self.pieces is not None:
             self.piece_probabilities(blank)
+        if self.sequence_reader is not None:
+            self.line_logits(np.zeros((1, sequence.HEIGHT, sequence.WIDTH), np.float32))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""
@@ -183,6 +191,15 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
     def piece_probabilities(self, images: np.ndarray) -> np.ndarray:
         """The piece network's probabilities (ten digits, then "not one digit") for candidate digits of numbers."""
         return probabilities_of(self.pieces, images)
+
+    def line_logits(self, lines: np.ndarray) -> np.ndarray:
+        """The sequence reader's logits, (N, FRAMES, 11), for lines of numbers (`pipeline.serving.sequence`)."""
+        return probabilities_of(self.sequence_reader, lines, LINE_CHUNK)
+
+    @property
+    def lines_of(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """What `reading.answers` reads numbers whole with; None without a sequence reader."""
+        return self.line_logits if self.sequence_reader is not None else None
 
     @property
     def pieces_of(self) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -211,7 +228,7 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         if "mode" in frame.columns:
             modes = [mode if pd.isna(value) else as_mode(value, row) for row, value in enumerate(frame["mode"])]
         pictures = (decoded(cell, row) for row, cell in enumerate(frame["image"]))  # one at a time
-        return reading.answers(pictures, modes, self.probabilities, threshold, self.pieces_of)
+        return reading.answers(pictures, modes, self.probabilities, threshold, self.pieces_of, self.lines_of)
 
 
 def within_count(count: int) -> None:

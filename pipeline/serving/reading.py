@@ -16,6 +16,13 @@ cannot hold a digit (`pipeline.serving.images` refuses it before the model sees 
 when a network with a "not a digit" class gives that class more probability than
 any digit (one digit only: the pieces of a number are taken to be digits), or
 when the (calibrated) confidence is below the threshold.
+
+A model that carries a sequence reader (`pipeline.serving.sequence`) reads
+each number twice: by segmentation, whose cuts give each digit its own box,
+and whole by the reader, which needs no cut. Where both find as many digits,
+the segmentation's answer stands; where they count differently, digits ran
+into each other or a cut split one, and the reader's answer is given, each
+digit's probabilities those of the frame it was surest of there.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from pipeline.serving import images, segmentation
+from pipeline.serving import images, segmentation, sequence
 
 DEFAULT_THRESHOLD = 0.5
 MODES = ("digit", "number")
@@ -50,16 +57,16 @@ def digit_answer(probabilities: Sequence[float], threshold: float) -> dict:
     }
 
 
-def number_answer(rows: Sequence[Sequence[float]], digits: Sequence[images.Digit], threshold: float) -> dict:
-    """The answer for a whole number: one row of probabilities per Digit found in it.
+def number_answer(rows: Sequence[Sequence[float]], boxes: Sequence[tuple], threshold: float) -> dict:
+    """The answer for a whole number: one row of probabilities per digit found in it, and each digit's box.
 
     The image is declared to hold a number, so each piece is taken to be a digit:
     its probabilities are those among the ten digits ("not a digit" set aside),
     and only the threshold rejects it.
     """
     read = [
-        {**digit_answer(among_digits(row), threshold), "box": [int(value) for value in digit.box]}
-        for row, digit in zip(rows, digits)
+        {**digit_answer(among_digits(row), threshold), "box": [int(value) for value in box]}
+        for row, box in zip(rows, boxes)
     ]
     reason = next(
         (
@@ -98,15 +105,17 @@ def answers(
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
     pieces_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    lines_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict]:
     """One answer per picture, in its mode; `probabilities_of` maps MNIST-format images to rows.
 
     Each picture is prepared in turn and let go (`pictures` may be a generator):
     only what the network is asked about, every digit and every candidate digit
     of a number (`pipeline.serving.segmentation`), is kept, and goes through it in one batch.
-    `pieces_of`, a piece network's probabilities, judges the candidates of numbers besides.
+    `pieces_of`, a piece network's probabilities, judges the candidates of numbers besides;
+    `lines_of`, a sequence reader's logits for lines (`pipeline.serving.sequence`), reads numbers whole besides.
     """
-    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold, pieces_of)]
+    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold, pieces_of, lines_of)]
 
 
 def readings(
@@ -115,21 +124,27 @@ def readings(
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
     pieces_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    lines_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[tuple[dict, list[images.Digit]]]:
-    """`answers`, each with the MNIST-format Digits it was read from (none for an image refused unseen)."""
+    """`answers`, each with the MNIST-format Digits it was read from (none for an image refused unseen,
+    and none for a number the sequence reader read whole)."""
     found: list[str | segmentation.Candidates | images.Digit] = []
+    lines: list[sequence.Line | None] = []
     for picture, mode in zip(pictures, modes):
         prepare = segmentation.candidates if mode == "number" else images.to_mnist
         try:
             found.append(prepare(picture.gray, picture.scale))
         except images.NotADigit as error:
             found.append(str(error))
+        lines.append(line_for(picture) if lines_of and isinstance(found[-1], segmentation.Candidates) else None)
     batch = [digit.image for item in found for digit in looked_at(item)]
     rows = iter(probabilities_of(np.stack(batch)) if batch else [])
     cut = [piece.digit.image for item in found if isinstance(item, segmentation.Candidates) for piece in item.pieces]
     piece_rows = iter(pieces_of(np.stack(cut)) if pieces_of and cut else [])
+    read = [line.image for line in lines if line is not None]
+    line_frames = iter(sequence.probabilities(lines_of(np.stack(read))) if lines_of and read else [])
     results = []
-    for item, mode in zip(found, modes):
+    for item, mode, line in zip(found, modes, lines):
         seen = [next(rows) for _ in looked_at(item)]
         if isinstance(item, segmentation.Candidates) and pieces_of:
             seen = list(segmentation.judged(np.array(seen), np.array([next(piece_rows) for _ in seen])))
@@ -140,8 +155,23 @@ def readings(
         else:
             chosen = segmentation.best_reading(item, np.array(seen))
             digits = [item.pieces[index].digit for index in chosen]
-            results.append((number_answer([seen[index] for index in chosen], digits, threshold), digits))
+            answer = number_answer([seen[index] for index in chosen], [digit.box for digit in digits], threshold)
+            if line is not None:
+                frames = next(line_frames)
+                where = sequence.digit_frames(frames)
+                if where and len(where) != len(chosen):
+                    answer = number_answer([frames[frame] for frame in where], line.boxes(where), threshold)
+                    digits = []
+            results.append((answer, digits))
     return results
+
+
+def line_for(picture: images.Picture) -> sequence.Line | None:
+    """The picture's number as the sequence reader reads it; None where it holds nothing the reader could read."""
+    try:
+        return sequence.line_of(picture.gray, picture.scale)
+    except images.NotADigit:
+        return None
 
 
 def looked_at(item: str | segmentation.Candidates | images.Digit) -> list[images.Digit]:

@@ -18,7 +18,13 @@ import mlflow
 import numpy as np
 
 from pipeline.serving import calibration, reading
-from pipeline.serving.model import KERAS_ARTIFACT, PIECES_ARTIFACT, DigitRecognizer, average_probabilities
+from pipeline.serving.model import (
+    KERAS_ARTIFACT,
+    PIECES_ARTIFACT,
+    READER_ARTIFACT,
+    DigitRecognizer,
+    average_probabilities,
+)
 
 REGISTRY_DESCRIPTION = (
     "Registry versions count registrations: models:/<name>/7 is the 7th model registered, "
@@ -72,10 +78,12 @@ def log_model(
     registered_model_name: str | None = None,
     tta: bool = False,
     pieces: object | None = None,
+    sequence_reader: object | None = None,
 ) -> mlflow.models.model.ModelInfo:
     """Log the Keras `networks` as one DigitRecognizer named `model` in the active run; return MLflow's ModelInfo.
 
-    `pieces`, a piece network (`pipeline.training.pieces`), goes with them to judge the candidate digits of numbers.
+    `pieces`, a piece network (`pipeline.training.pieces`), goes with them to judge the candidate digits of numbers;
+    `sequence_reader`, a sequence reader (`pipeline.training.sequence_reader`), to read numbers whole.
     """
     import keras
     import pandas as pd
@@ -100,9 +108,10 @@ def log_model(
             name = KERAS_ARTIFACT if len(networks) == 1 else f"{KERAS_ARTIFACT}_{number + 1}"
             artifacts[name] = str(Path(scratch) / f"{name}.keras")
             network.save(artifacts[name])
-        if pieces is not None:
-            artifacts[PIECES_ARTIFACT] = str(Path(scratch) / f"{PIECES_ARTIFACT}.keras")
-            pieces.save(artifacts[PIECES_ARTIFACT])
+        for name, network in ((PIECES_ARTIFACT, pieces), (READER_ARTIFACT, sequence_reader)):
+            if network is not None:
+                artifacts[name] = str(Path(scratch) / f"{name}.keras")
+                network.save(artifacts[name])
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=DigitRecognizer(),

@@ -21,7 +21,7 @@ from pipeline.analysis import evaluation, figures
 from pipeline.data import datasets, negatives
 from pipeline.serving import calibration
 from pipeline.tracking import lineage, logged_model, tags
-from pipeline.training import pieces, versions
+from pipeline.training import pieces, sequence_reader, versions
 from pipeline.training.loop import fit, predict
 from pipeline.training.settings import Settings, resolved_architecture
 from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, split
@@ -93,9 +93,18 @@ def train_tracked(
     if settings.pieces:
         piece_network, piece_metrics = pieces.train(splits, settings.pieces, settings.seed)
         mlflow.log_metrics(piece_metrics)
+    reader_network = None
+    if settings.sequence_reader:
+        reader_network, reader_metrics = sequence_reader.train(splits, settings.sequence_reader, settings.seed)
+        mlflow.log_metrics(reader_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
     info = logged_model.log_model(
-        [model], splits.test_images[:3], temperature, dataset.name if register else None, pieces=piece_network
+        [model],
+        splits.test_images[:3],
+        temperature,
+        dataset.name if register else None,
+        pieces=piece_network,
+        sequence_reader=reader_network,
     )
     model_version = None
     if register:

@@ -1,0 +1,110 @@
+"""The sequence reader's side of serving: a whole number as one line of ink, and the reader's answer decoded.
+
+Segmentation (`pipeline.serving.segmentation`) has to cut ink to read a
+number, and digits written into each other leave no place to cut. A sequence
+reader (`pipeline.training.sequence_reader`) reads the whole line instead: a small
+convolutional network with a recurrent layer, trained with CTC (Graves et al.,
+2006), gives for each of `FRAMES` columns of the line the probabilities of the
+ten digits and of "no new digit here" (`BLANK`); the number is the most likely
+label of every frame, repeats merged and blanks dropped (`digit_frames`).
+
+`line_of` prepares a number as the reader sees it: its ink cleaned up as for
+single digits (`images.ink_of`), levelled as segmentation levels it, cropped
+to the ink, scaled to `HEIGHT` rows and written from the left of a line
+`WIDTH` columns long (a longer number is narrowed to fit); the line
+knows where its ink came from, so that each digit read gets a box in the
+image: from halfway to its left neighbour to halfway to its right one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from PIL import Image
+
+from pipeline.serving import images, segmentation
+
+HEIGHT = 32  # rows of a line; the ink fills all but MARGIN at the top and bottom
+WIDTH = 320  # columns: room for 12 digits a little apart
+MARGIN = 2
+FRAME_COLUMNS = 4  # of the line's, per frame: the reader's outputs along the line
+FRAMES = WIDTH // FRAME_COLUMNS
+BLANK = 10  # the reader's last class: no new digit in this frame
+MAX_DIGITS = 12
+
+
+@dataclass(frozen=True)
+class Line:
+    """A number as the reader sees it, and where its ink came from in the image."""
+
+    image: np.ndarray  # (HEIGHT, WIDTH) float32 in [0, 1], white ink on black
+    crop: tuple[int, int, int, int]  # (x, y, width, height) of the ink in the levelled ink map
+    columns: int  # of the line's, after MARGIN, that the ink fills
+    level: segmentation.Levelled  # the turn that levelled the ink, its map dropped: a request keeps lines small
+    scale: float  # the ink map's pixels per pixel of the image
+
+    def boxes(self, frames: Sequence[int]) -> list[tuple[int, int, int, int]]:
+        """Boxes (x, y, width, height) in the image's pixels of the digits read at `frames`, left to right:
+        each reaches halfway to its neighbours' frames, the first and the last to the ink's ends."""
+        centres = [FRAME_COLUMNS * frame + FRAME_COLUMNS / 2 - MARGIN for frame in frames]
+        edges = [0.0, *((left + right) / 2 for left, right in zip(centres, centres[1:])), float(self.columns)]
+        x, y, width, height = self.crop
+        per_column = width / self.columns
+        found = []
+        for left, right in zip(edges, edges[1:]):
+            start = x + np.clip(left, 0, self.columns) * per_column
+            stop = x + np.clip(right, 0, self.columns) * per_column
+            box = (start, y, stop - start, height)
+            if self.level.angle:
+                found.append(self.level.box_in_image(box, self.scale))
+            else:
+                found.append(tuple(int(round(value / self.scale)) for value in box))
+        return found
+
+
+def line_of(gray: np.ndarray, scale: float = 1.0) -> Line:
+    """The number in a grayscale image as a line (white ink on black) for the reader; raises
+    images.NotADigit when the image holds no ink that could be a number. `scale`: `gray`'s pixels
+    per pixel of the original image, for the boxes."""
+    ink = images.ink_of(gray, scale)
+    images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
+    level = segmentation.levelled(ink.map)
+    inked = level.map > images.INK_FLOOR
+    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    crop = np.clip(level.map[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], 0, 1)
+    inner = HEIGHT - 2 * MARGIN
+    width = int(np.clip(round(crop.shape[1] * inner / crop.shape[0]), 1, WIDTH - 2 * MARGIN))
+    picture = Image.fromarray(crop.astype(np.float32), mode="F").resize((width, inner), Image.Resampling.BILINEAR)
+    line = np.zeros((HEIGHT, WIDTH), np.float32)
+    line[MARGIN : MARGIN + inner, MARGIN : MARGIN + width] = np.clip(np.asarray(picture), 0, 1)
+    placed = (int(columns[0]), int(rows[0]), crop.shape[1], crop.shape[0])
+    return Line(line, placed, width, replace(level, map=level.map[:0, :0]), ink.scale)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """The reader's (N, FRAMES, 11) logits as probabilities, each frame's summing to 1."""
+    logits = np.asarray(logits, dtype=np.float64)
+    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def digit_frames(frames: np.ndarray) -> list[int]:
+    """Where the reader read a digit in one line's (FRAMES, 11) probabilities, greedily: the most likely
+    class of every frame, repeats merged and blanks dropped; each digit at its surest frame."""
+    labels = frames.argmax(axis=-1)
+    found: list[int] = []
+    previous = BLANK
+    for frame, label in enumerate(labels):
+        if label != BLANK and label == previous and frames[frame, label] > frames[found[-1], label]:
+            found[-1] = frame
+        elif label != BLANK and label != previous:
+            found.append(frame)
+        previous = label
+    return found
+
+
+def number_in(frames: np.ndarray) -> str:
+    """The number the reader read in one line's (FRAMES, 11) probabilities."""
+    return "".join(str(int(frames[frame].argmax())) for frame in digit_frames(frames))
