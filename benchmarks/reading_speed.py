@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         picture = images.read(data)
         decode.append(time.perf_counter() - start)
         start = time.perf_counter()
-        found = segmentation.candidates(picture.gray, picture.scale)
+        number = segmentation.number_ink(picture.gray, picture.scale)
+        found = segmentation.candidates_in(number)
         prepare.append(time.perf_counter() - start)
         start = time.perf_counter()
         candidates = np.stack([piece.digit.image for piece in found.pieces])
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         network.append(time.perf_counter() - start)
         if recognizer.lines_of:
             start = time.perf_counter()
-            recognizer.lines_of(sequence.line_of(picture.gray, picture.scale).image[None])
+            recognizer.lines_of(sequence.line_from(number).image[None])
             whole_line.append(time.perf_counter() - start)
 
     def milliseconds(times: list[float]) -> str:

@@ -24,6 +24,10 @@ def positive_float(text: str) -> float:
     return _number(text, float, "a finite number above 0", lambda value: math.isfinite(value) and value > 0)
 
 
+def non_negative_float(text: str) -> float:
+    return _number(text, float, "a finite number, 0 or more", lambda value: math.isfinite(value) and value >= 0)
+
+
 def accuracy(text: str) -> float:
     return _number(text, float, "an accuracy between 0 and 1", lambda value: 0 < value <= 1)
 

@@ -94,7 +94,7 @@ def test_the_test_loss_is_that_of_the_calibrated_model(two_tiny_runs, mnist):
 
 
 def test_an_ensemble_reads_numbers_with_the_piece_network_and_sequence_reader_of_a_member(tracking, mnist):
-    runs = [train_tiny(seed=0), train_tiny(seed=1, pieces=0.1, sequence_reader=50)]  # only the second has them
+    runs = [train_tiny(seed=0), train_tiny(seed=1, pieces=0.1, sequence_reader=0.1)]  # only the second has them
     ensemble.main(["--runs", ",".join(runs)])
     client = mlflow.MlflowClient()
     newest = newest_version(client)

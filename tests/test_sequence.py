@@ -10,6 +10,7 @@ import pytest
 from conftest import train_tiny
 from PIL import Image
 
+from pipeline import train
 from pipeline.data import numbers
 from pipeline.serving import images, reading, sequence
 from pipeline.training import sequence_reader
@@ -99,6 +100,46 @@ def test_lines_are_repeatable_from_a_seed_with_the_digits_they_hold(test_digits)
     assert all(set(row[:length]) == {7} for row, length in zip(seven_labels, seven_lengths))
 
 
+def test_lines_composed_in_several_processes_are_those_composed_in_one(test_digits, monkeypatch):
+    in_one = numbers.lines(4, 3, test_digits, [1.0])
+    monkeypatch.setattr(numbers, "LINES_PER_PROCESS", 4)
+    in_three = numbers.lines(10, 3, test_digits, [1.0])  # 4 + 4 + 2 lines, each part from its own seed
+    assert [part.shape[0] for part in in_three] == [10, 10, 10]
+    assert all(np.array_equal(one, three[:4]) for one, three in zip(in_one, in_three))
+    assert len({line.tobytes() for line in in_three[0]}) == 10  # the parts are not copies of each other
+
+
+def test_lines_are_read_up_to_their_ink_rounded_to_buckets():
+    lines = np.zeros((3, sequence.HEIGHT, sequence.WIDTH), np.float32)
+    lines[0, 10, 2:20] = 1  # ink to column 19: with the margin 22 columns, one bucket of 32
+    lines[1, 10, 2:31] = 1  # to column 30: 33 columns, two buckets
+    lines[2, 10, 2 : sequence.WIDTH - 2] = 1  # the longest line
+    assert list(sequence.read_columns(lines)) == [32, 64, sequence.WIDTH]
+    assert sequence.trimmed(lines[:2]).shape == (2, sequence.HEIGHT, 64)
+    assert np.array_equal(sequence.trimmed(lines[:2]), lines[:2, :, :64])
+    assert sequence.trimmed(np.zeros((1, sequence.HEIGHT, sequence.WIDTH), np.float32)).shape[2] == 32
+
+
+def test_training_batches_hold_lines_of_one_width_each_line_once_an_epoch():
+    widths = [32, 32, 32, 64, 96, 96, 32, 64, 320, 96]
+    lines = np.zeros((len(widths), sequence.HEIGHT, sequence.WIDTH), np.float32)
+    for line, width in zip(lines, widths):
+        line[5, width - 3] = 1.0  # its last ink column, read with the margin up to `width`
+    packed = np.arange(len(widths), dtype=np.float32)[:, None]  # each line's index, to find it in its batch
+    assert sequence_reader.BATCH_SIZE >= 4  # so that each width's lines fit one batch here
+    per_epoch = sequence_reader.batches_per_epoch(lines)
+    assert per_epoch == 4  # widths 32, 64, 96 and 320
+    batches = list(sequence_reader.batches(lines, packed, seed=1).take(2 * per_epoch).as_numpy_iterator())
+    for epoch in (batches[:per_epoch], batches[per_epoch:]):
+        seen = sorted(int(index) for _, indices in epoch for index in indices[:, 0])
+        assert seen == list(range(len(widths)))
+        for batch, indices in epoch:
+            assert {widths[int(index)] for index in indices[:, 0]} == {batch.shape[2]}
+            assert np.array_equal(batch, lines[indices[:, 0].astype(int), :, : batch.shape[2]])
+    again = list(sequence_reader.batches(lines, packed, seed=1).take(per_epoch).as_numpy_iterator())
+    assert all(np.array_equal(first[1], second[1]) for first, second in zip(batches, again))
+
+
 def test_the_ctc_loss_is_lower_for_the_right_number():
     import keras
 
@@ -116,8 +157,9 @@ def test_the_ctc_loss_is_lower_for_the_right_number():
 
 
 def test_the_reader_trains_on_a_slice_and_reports_how_it_did(mnist):
-    network, metrics = sequence_reader.train(split(mnist, 500, 3000), 50, seed=0, epochs=1)
-    assert network.output_shape == (None, sequence.FRAMES, sequence.BLANK + 1)
+    network, metrics = sequence_reader.train(split(mnist, 500, 3000), 0.02, seed=0, epochs=1)  # 50
+    assert network.output_shape == (None, None, sequence.BLANK + 1)  # a frame per FRAME_COLUMNS, any width
+    assert network.predict_on_batch(np.zeros((2, sequence.HEIGHT, 64), np.float32)).shape == (2, 16, 11)
     assert set(metrics) == {"reader_train_seconds", "reader_trained_on", "reader_val_exact"}
     assert metrics["reader_trained_on"] == 50 and 0 <= metrics["reader_val_exact"] <= 1
 
@@ -166,13 +208,13 @@ def test_the_reader_answers_only_where_it_counts_other_digits_than_segmentation(
 
 @pytest.fixture
 def reader_run(tracking, mnist):
-    return train_tiny(version=6, subset=1000, validation=200, sequence_reader=50)
+    return train_tiny(version=6, subset=1000, validation=200, sequence_reader=0.0625)  # 50
 
 
 def test_a_trained_version_carries_its_sequence_reader_and_reads_numbers_with_it(reader_run, mnist):
     run = mlflow.get_run(reader_run)
     assert {"reader_train_seconds", "reader_val_exact"} <= set(run.data.metrics)
-    assert run.data.params["sequence_reader"] == "50"
+    assert run.data.params["sequence_reader"] == "0.0625"
     model = mlflow.pyfunc.load_model(f"runs:/{reader_run}/model")
     assert model.unwrap_python_model().lines_of is not None
     buffer = io.BytesIO()
@@ -183,6 +225,13 @@ def test_a_trained_version_carries_its_sequence_reader_and_reads_numbers_with_it
     assert all(len(digit["box"]) == 4 for digit in answer["digits"])
 
 
+def test_version_6_trains_a_reader_unless_told_not_to():
+    assert Settings.for_version(6).sequence_reader > 0 and Settings.for_version(1).sequence_reader == 0
+    assert train.parse(["--version", "6"]).sequence_reader is None  # the version's own
+    told = train.parse(["--version", "6", "--sequence_reader", "0"]).sequence_reader  # as `mlflow run` passes it
+    assert told == 0 and Settings.for_version(6, sequence_reader=told).sequence_reader == 0
+
+
 def test_a_negative_share_of_numbers_for_the_reader_is_refused():
-    with pytest.raises(SettingsError, match="sequence_reader is a count of composed numbers"):
+    with pytest.raises(SettingsError, match="sequence_reader is a number of composed numbers per training digit"):
         Settings.for_version(6, sequence_reader=-1)

@@ -23,7 +23,11 @@ Everything comes from a seed: `pieces(count, seed, sources, shares)`,
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -37,6 +41,7 @@ EDGE = 0.2  # of the digits' height: a piece whose edges are this near a digit's
 ANOTHER = 0.5  # of a second digit's columns: a piece that holds more of them is not one digit
 GAPS = ((-0.15, 0.0), (-0.05, 0.1), (0.0, 0.35))  # in digit heights, one range per number: overlapping to spaced
 MNIST_INK = 20  # the height of an MNIST digit's ink in its 28 rows
+LINES_PER_PROCESS = 5000
 
 
 def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]], float]:
@@ -115,7 +120,24 @@ def lines(
     count: int, seed: int, sources: Sequence[tuple[np.ndarray, np.ndarray]], shares: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`count` composed numbers as the sequence reader sees them: lines (count, HEIGHT, WIDTH) float32, their
-    digits (count, MAX_DIGITS), 0 past each number's end, and their lengths. Sources and shares as for `pieces`."""
+    digits (count, MAX_DIGITS), 0 past each number's end, and their lengths. Sources and shares as for `pieces`.
+
+    Each `LINES_PER_PROCESS` are composed from a seed of their own, in as many processes as there are
+    cores: the lines are the same however many there are."""
+    counts = [min(LINES_PER_PROCESS, count - start) for start in range(0, count, LINES_PER_PROCESS)]
+    seeds = [int(value) for value in np.random.SeedSequence(seed).generate_state(len(counts))]
+    if len(counts) == 1:
+        return lines_from(count, seeds[0], sources, shares)
+    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
+    with ProcessPoolExecutor(min(len(counts), os.cpu_count() or 1), mp_context=spawn) as pool:
+        parts = list(pool.map(lines_from, counts, seeds, repeat(sources), repeat(shares)))
+    return tuple(np.concatenate(part) for part in zip(*parts))
+
+
+def lines_from(
+    count: int, seed: int, sources: Sequence[tuple[np.ndarray, np.ndarray]], shares: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`lines`, composed in this process."""
     rng = np.random.default_rng(seed)
     made, labels, lengths = [], np.zeros((count, sequence.MAX_DIGITS), np.int32), np.zeros(count, np.int32)
     while len(made) < count:

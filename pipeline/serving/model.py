@@ -182,7 +182,8 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         if self.pieces is not None:
             self.piece_probabilities(blank)
         if self.sequence_reader is not None:
-            self.line_logits(np.zeros((1, sequence.HEIGHT, sequence.WIDTH), np.float32))
+            for ink in (0.0, 1.0):  # the narrowest line and the widest: then traced for any width
+                self.line_logits(np.full((1, sequence.HEIGHT, sequence.WIDTH), ink, np.float32))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""
@@ -193,8 +194,9 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         return probabilities_of(self.pieces, images)
 
     def line_logits(self, lines: np.ndarray) -> np.ndarray:
-        """The sequence reader's logits, (N, FRAMES, 11), for lines of numbers (`pipeline.serving.sequence`)."""
-        return probabilities_of(self.sequence_reader, lines, LINE_CHUNK)
+        """The sequence reader's logits, (N, frames, 11), for lines of numbers (`pipeline.serving.sequence`),
+        read as far as the longest one's ink: a frame per FRAME_COLUMNS columns."""
+        return probabilities_of(self.sequence_reader, sequence.trimmed(lines), LINE_CHUNK)
 
     @property
     def lines_of(self) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -131,12 +131,18 @@ def readings(
     found: list[str | segmentation.Candidates | images.Digit] = []
     lines: list[sequence.Line | None] = []
     for picture, mode in zip(pictures, modes):
-        prepare = segmentation.candidates if mode == "number" else images.to_mnist
+        line = None
         try:
-            found.append(prepare(picture.gray, picture.scale))
+            if mode == "number":
+                number = segmentation.number_ink(picture.gray, picture.scale)  # read both ways from one ink
+                cut = segmentation.candidates_in(number)
+                line = sequence.line_from(number) if lines_of else None
+                found.append(cut)
+            else:
+                found.append(images.to_mnist(picture.gray, picture.scale))
         except images.NotADigit as error:
             found.append(str(error))
-        lines.append(line_for(picture) if lines_of and isinstance(found[-1], segmentation.Candidates) else None)
+        lines.append(line)
     batch = [digit.image for item in found for digit in looked_at(item)]
     rows = iter(probabilities_of(np.stack(batch)) if batch else [])
     cut = [piece.digit.image for item in found if isinstance(item, segmentation.Candidates) for piece in item.pieces]
@@ -164,14 +170,6 @@ def readings(
                     digits = []
             results.append((answer, digits))
     return results
-
-
-def line_for(picture: images.Picture) -> sequence.Line | None:
-    """The picture's number as the sequence reader reads it; None where it holds nothing the reader could read."""
-    try:
-        return sequence.line_of(picture.gray, picture.scale)
-    except images.NotADigit:
-        return None
 
 
 def looked_at(item: str | segmentation.Candidates | images.Digit) -> list[images.Digit]:

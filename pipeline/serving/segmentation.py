@@ -61,14 +61,35 @@ class Candidates:
     pieces: list[Piece]
 
 
-def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
-    """Every candidate digit in a grayscale image of a number; raises images.NotADigit if it holds none.
+@dataclass(frozen=True)
+class NumberInk:
+    """A number's ink, cleaned up as a digit's is, and levelled: what both ways of reading it start from."""
+
+    ink: images.Ink
+    level: Levelled
+
+
+def number_ink(gray: np.ndarray, scale: float = 1.0) -> NumberInk:
+    """The ink of a number in a grayscale image, levelled; raises images.NotADigit if it holds none.
 
     `scale` is `gray`'s pixels per pixel of the original image, for the boxes.
     """
     ink = images.ink_of(gray, scale)
     images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
-    level, working_scale = levelled(ink.map), ink.scale
+    return NumberInk(ink, levelled(ink.map))
+
+
+def candidates(gray: np.ndarray, scale: float = 1.0) -> Candidates:
+    """Every candidate digit in a grayscale image of a number; raises images.NotADigit if it holds none.
+
+    `scale` is `gray`'s pixels per pixel of the original image, for the boxes.
+    """
+    return candidates_in(number_ink(gray, scale))
+
+
+def candidates_in(number: NumberInk) -> Candidates:
+    """Every candidate digit in a number's ink."""
+    ink, level, working_scale = number.ink, number.level, number.ink.scale
     # Boxes in the levelled ink's pixels first (scale 1), turned back into the image's below.
     ink = images.Ink(level.map, 1.0, ink.inverted) if level.angle else ink
     masks, marks, height = segments(ink.map)

@@ -4,16 +4,19 @@ Segmentation (`pipeline.serving.segmentation`) has to cut ink to read a
 number, and digits written into each other leave no place to cut. A sequence
 reader (`pipeline.training.sequence_reader`) reads the whole line instead: a small
 convolutional network with a recurrent layer, trained with CTC (Graves et al.,
-2006), gives for each of `FRAMES` columns of the line the probabilities of the
-ten digits and of "no new digit here" (`BLANK`); the number is the most likely
-label of every frame, repeats merged and blanks dropped (`digit_frames`).
+2006), gives for each frame, `FRAME_COLUMNS` columns of the line, the
+probabilities of the ten digits and of "no new digit here" (`BLANK`); the
+number is the most likely label of every frame, repeats merged and blanks
+dropped (`digit_frames`).
 
 `line_of` prepares a number as the reader sees it: its ink cleaned up as for
 single digits (`images.ink_of`), levelled as segmentation levels it, cropped
 to the ink, scaled to `HEIGHT` rows and written from the left of a line
 `WIDTH` columns long (a longer number is narrowed to fit); the line
 knows where its ink came from, so that each digit read gets a box in the
-image: from halfway to its left neighbour to halfway to its right one.
+image: from halfway to its left neighbour to halfway to its right one. The
+reader reads lines only as far as their ink reaches, rounded up to `BUCKET`
+columns (`trimmed`): most numbers fill a third of a line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ FRAME_COLUMNS = 4  # of the line's, per frame: the reader's outputs along the li
 FRAMES = WIDTH // FRAME_COLUMNS
 BLANK = 10  # the reader's last class: no new digit in this frame
 MAX_DIGITS = 12
+BUCKET = 32  # columns: a line is read up to its ink's end rounded up to this, so lines of like length batch well
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,12 @@ def line_of(gray: np.ndarray, scale: float = 1.0) -> Line:
     """The number in a grayscale image as a line (white ink on black) for the reader; raises
     images.NotADigit when the image holds no ink that could be a number. `scale`: `gray`'s pixels
     per pixel of the original image, for the boxes."""
-    ink = images.ink_of(gray, scale)
-    images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
-    level = segmentation.levelled(ink.map)
+    return line_from(segmentation.number_ink(gray, scale))
+
+
+def line_from(number: segmentation.NumberInk) -> Line:
+    """A number's ink as a line for the reader."""
+    level = number.level
     inked = level.map > images.INK_FLOOR
     rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
     crop = np.clip(level.map[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], 0, 1)
@@ -80,7 +87,20 @@ def line_of(gray: np.ndarray, scale: float = 1.0) -> Line:
     line = np.zeros((HEIGHT, WIDTH), np.float32)
     line[MARGIN : MARGIN + inner, MARGIN : MARGIN + width] = np.clip(np.asarray(picture), 0, 1)
     placed = (int(columns[0]), int(rows[0]), crop.shape[1], crop.shape[0])
-    return Line(line, placed, width, replace(level, map=level.map[:0, :0]), ink.scale)
+    return Line(line, placed, width, replace(level, map=level.map[:0, :0]), number.ink.scale)
+
+
+def trimmed(lines: np.ndarray) -> np.ndarray:
+    """Lines (N, HEIGHT, WIDTH) cut after the last column any of them inks, its margin kept, rounded up to
+    `BUCKET` columns: the reader reads a line's ink and the blank after it, not a whole empty line."""
+    return lines[:, :, : read_columns(lines).max(initial=BUCKET)]
+
+
+def read_columns(lines: np.ndarray) -> np.ndarray:
+    """Each line's columns as the reader reads it: its ink and MARGIN, rounded up to `BUCKET` columns."""
+    inked = lines.max(axis=1) > 0
+    last = np.where(inked.any(axis=1), WIDTH - 1 - inked[:, ::-1].argmax(axis=1), 0)
+    return np.minimum(-(-(last + 1 + MARGIN) // BUCKET) * BUCKET, WIDTH)
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

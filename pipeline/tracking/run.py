@@ -95,7 +95,9 @@ def train_tracked(
         mlflow.log_metrics(piece_metrics)
     reader_network = None
     if settings.sequence_reader:
-        reader_network, reader_metrics = sequence_reader.train(splits, settings.sequence_reader, settings.seed)
+        reader_network, reader_metrics = sequence_reader.train(
+            splits, settings.sequence_reader, settings.seed, precision=settings.precision
+        )
         mlflow.log_metrics(reader_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
     info = logged_model.log_model(

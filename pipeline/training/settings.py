@@ -39,7 +39,7 @@ class Settings:
     negatives: float = 0.0  # non-digits added per training digit, for versions with a "not a digit" class
     written: float = 0.0  # digits drawn in pen strokes or printed (pipeline.data.strokes, .typefaces) per MNIST digit
     pieces: float = 0.0  # numbers composed per MNIST digit to train the piece network on (pipeline.training.pieces)
-    sequence_reader: int = 0  # numbers composed to train a sequence reader on (pipeline.training.sequence_reader)
+    sequence_reader: float = 0.0  # numbers composed per MNIST digit to train a sequence reader on (.sequence_reader)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -59,7 +59,9 @@ class Settings:
         if self.pieces < 0:
             raise SettingsError(f"pieces is a number of composed numbers per training digit, >= 0, got {self.pieces}")
         if self.sequence_reader < 0:
-            raise SettingsError(f"sequence_reader is a count of composed numbers, >= 0, got {self.sequence_reader}")
+            raise SettingsError(
+                f"sequence_reader is a number of composed numbers per training digit, >= 0, got {self.sequence_reader}"
+            )
         if self.negatives and not versions.get(self.version).reject_class:
             raise SettingsError(f'version {self.version} has no "not a digit" class to train on negatives')
 
