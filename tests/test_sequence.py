@@ -178,14 +178,14 @@ def test_the_reader_answers_only_where_it_counts_other_digits_than_segmentation(
     def classifier(batch):
         return np.eye(10)[np.full(len(batch), 7)] * 0.9 + 0.01
 
-    def reading_as(labels):
+    def reading_as(labels, sure=0.9):
         def lines_of(batch):
             asked.append(len(batch))
             blank = sequence.BLANK
             frames = [blank] * sequence.FRAMES
             for frame, label in zip((3, 8, 13), labels):
                 frames[frame] = label
-            return np.stack([frames_reading(frames)] * len(batch))
+            return np.stack([frames_reading(frames, sure)] * len(batch))
 
         return lines_of
 
@@ -195,6 +195,8 @@ def test_the_reader_answers_only_where_it_counts_other_digits_than_segmentation(
     assert alone[0]["number"] == "77"  # segmentation, whatever the classifier reads, finds two digits
     agreeing = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2]))
     assert agreeing == alone and asked == [2]  # as many digits: segmentation's answer and boxes stand
+    sure = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2], sure=0.99))
+    assert sure[0]["number"] == "12"  # unless the reader is surer of every digit than READER_SURE
     counting_three = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2, 3]))
     assert [answer["number"] for answer in counting_three[:2]] == ["123", "123"]
     boxes = [digit["box"] for digit in counting_three[0]["digits"]]
@@ -216,13 +218,22 @@ def test_a_trained_version_carries_its_sequence_reader_and_reads_numbers_with_it
     assert {"reader_train_seconds", "reader_val_exact"} <= set(run.data.metrics)
     assert run.data.params["sequence_reader"] == "0.0625"
     model = mlflow.pyfunc.load_model(f"runs:/{reader_run}/model")
-    assert model.unwrap_python_model().lines_of is not None
+    recognizer = model.unwrap_python_model()
+    assert recognizer.lines_of is not None
+    networks = [*recognizer.networks, recognizer.pieces, recognizer.sequence_reader]
+    traced = [network.predict_function.experimental_get_tracing_count() for network in networks]
     buffer = io.BytesIO()
     Image.fromarray((seventy(mnist).gray * 255).astype(np.uint8)).save(buffer, "PNG")
     request = pd.DataFrame({"image": [base64.b64encode(buffer.getvalue()).decode()]})
     answer = model.predict(request, params={"mode": "number", "threshold": 0.0})[0]
     assert answer["number"] and len(answer["digits"]) == len(answer["number"])
     assert all(len(digit["box"]) == 4 for digit in answer["digits"])
+    lines = np.zeros((3, sequence.HEIGHT, sequence.WIDTH), np.float32)
+    lines[:, 5, 100] = 1.0
+    recognizer.line_logits(lines)
+    recognizer.piece_probabilities(np.zeros((7, 28, 28), np.float32))
+    # Traced while loading for any batch and line: a request pays no tracing.
+    assert [network.predict_function.experimental_get_tracing_count() for network in networks] == traced
 
 
 def test_version_6_trains_a_reader_unless_told_not_to():

@@ -177,13 +177,16 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
-        blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-        self.probabilities(blank)  # builds each network's call once
-        if self.pieces is not None:
-            self.piece_probabilities(blank)
-        if self.sequence_reader is not None:
-            for ink in (0.0, 1.0):  # the narrowest line and the widest: then traced for any width
-                self.line_logits(np.full((1, sequence.HEIGHT, sequence.WIDTH), ink, np.float32))
+        # Each network is called on two shapes unlike in every dimension that varies, so that Keras traces
+        # its call once more for any shape (reduce_retracing), here and not in a request: one batch of
+        # one and one of two; for the reader, the narrowest line and the widest.
+        for count, ink in ((1, 0.0), (2, 1.0)):
+            blank = np.zeros((count, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+            self.probabilities(blank)
+            if self.pieces is not None:
+                self.piece_probabilities(blank)
+            if self.sequence_reader is not None:
+                self.line_logits(np.full((count, sequence.HEIGHT, sequence.WIDTH), ink, np.float32))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""

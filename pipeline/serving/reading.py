@@ -19,10 +19,11 @@ when the (calibrated) confidence is below the threshold.
 
 A model that carries a sequence reader (`pipeline.serving.sequence`) reads
 each number twice: by segmentation, whose cuts give each digit its own box,
-and whole by the reader, which needs no cut. Where both find as many digits,
-the segmentation's answer stands; where they count differently, digits ran
-into each other or a cut split one, and the reader's answer is given, each
-digit's probabilities those of the frame it was surest of there.
+and whole by the reader, which needs no cut. Where they count differently,
+digits ran into each other or a cut split one, and the reader's answer is
+given, each digit's probabilities those of the frame it was surest of there.
+Where both find as many digits, the segmentation's answer stands, with its
+boxes, unless the reader is surer than `READER_SURE` of every digit it read.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ import numpy as np
 from pipeline.serving import images, segmentation, sequence
 
 DEFAULT_THRESHOLD = 0.5
+# Where the sequence reader and segmentation count as many digits, the reader's answer is given only when
+# it is at least this sure of its least sure digit (chosen on the development sets; BENCHMARKS.md).
+READER_SURE = 0.95
 MODES = ("digit", "number")
 DIGITS = 10  # columns 0-9 are the digits; a network with a reject class has an 11th, "not a digit"
 
@@ -165,7 +169,8 @@ def readings(
             if line is not None:
                 frames = next(line_frames)
                 where = sequence.digit_frames(frames)
-                if where and len(where) != len(chosen):
+                sure = min(frames[frame].max() for frame in where) if where else 0.0
+                if where and (len(where) != len(chosen) or sure >= READER_SURE):
                     answer = number_answer([frames[frame] for frame in where], line.boxes(where), threshold)
                     digits = []
             results.append((answer, digits))
