@@ -172,7 +172,7 @@ def seventy(mnist):
     return images.Picture(1 - ink)
 
 
-def test_the_reader_answers_only_where_it_counts_other_digits_than_segmentation(mnist):
+def test_the_reader_answers_where_it_counts_other_digits_than_segmentation_or_is_sure_of_each(mnist):
     asked = []
 
     def classifier(batch):

@@ -169,8 +169,7 @@ def readings(
             if line is not None:
                 frames = next(line_frames)
                 where = sequence.digit_frames(frames)
-                sure = min(frames[frame].max() for frame in where) if where else 0.0
-                if where and (len(where) != len(chosen) or sure >= READER_SURE):
+                if where and (len(where) != len(chosen) or min(frames[where].max(axis=1)) >= READER_SURE):
                     answer = number_answer([frames[frame] for frame in where], line.boxes(where), threshold)
                     digits = []
             results.append((answer, digits))
