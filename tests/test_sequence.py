@@ -127,16 +127,17 @@ def test_training_batches_hold_lines_of_one_width_each_line_once_an_epoch():
         line[5, width - 3] = 1.0  # its last ink column, read with the margin up to `width`
     packed = np.arange(len(widths), dtype=np.float32)[:, None]  # each line's index, to find it in its batch
     assert sequence_reader.BATCH_SIZE >= 4  # so that each width's lines fit one batch here
-    per_epoch = sequence_reader.batches_per_epoch(lines)
+    read = sequence.read_columns(lines)
+    per_epoch = sequence_reader.batches_per_epoch(read)
     assert per_epoch == 4  # widths 32, 64, 96 and 320
-    batches = list(sequence_reader.batches(lines, packed, seed=1).take(2 * per_epoch).as_numpy_iterator())
+    batches = list(sequence_reader.batches(lines, read, packed, seed=1).take(2 * per_epoch).as_numpy_iterator())
     for epoch in (batches[:per_epoch], batches[per_epoch:]):
         seen = sorted(int(index) for _, indices in epoch for index in indices[:, 0])
         assert seen == list(range(len(widths)))
         for batch, indices in epoch:
             assert {widths[int(index)] for index in indices[:, 0]} == {batch.shape[2]}
             assert np.array_equal(batch, lines[indices[:, 0].astype(int), :, : batch.shape[2]])
-    again = list(sequence_reader.batches(lines, packed, seed=1).take(per_epoch).as_numpy_iterator())
+    again = list(sequence_reader.batches(lines, read, packed, seed=1).take(per_epoch).as_numpy_iterator())
     assert all(np.array_equal(first[1], second[1]) for first, second in zip(batches, again))
 
 

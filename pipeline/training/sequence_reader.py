@@ -94,13 +94,14 @@ def train(
         network = build()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    per_epoch = batches_per_epoch(lines)
+    widths = sequence.read_columns(lines)
+    per_epoch = batches_per_epoch(widths)
     steps = epochs * per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, steps - WARMUP_STEPS), warmup_target=LEARNING_RATE, warmup_steps=min(WARMUP_STEPS, steps)
     )
     network.compile(keras.optimizers.Adam(schedule), ctc_loss)
-    training = batches(lines, targets(labels, lengths), seed)
+    training = batches(lines, widths, targets(labels, lengths), seed)
     network.fit(training, epochs=epochs, steps_per_epoch=per_epoch, shuffle=False, verbose=0)
     metrics = {"reader_train_seconds": time.perf_counter() - started, "reader_trained_on": float(count)}
     if len(splits.validation_labels):
@@ -116,17 +117,17 @@ def train(
     return network, metrics
 
 
-def batches_per_epoch(lines: np.ndarray) -> int:
-    return sum(-(-count // BATCH_SIZE) for count in np.unique(sequence.read_columns(lines), return_counts=True)[1])
+def batches_per_epoch(widths: np.ndarray) -> int:
+    """The training batches of lines of these widths (`sequence.read_columns`) in an epoch."""
+    return sum(-(-count // BATCH_SIZE) for count in np.unique(widths, return_counts=True)[1])
 
 
-def batches(lines: np.ndarray, packed: np.ndarray, seed: int) -> tf.data.Dataset:
-    """Training batches, epoch after epoch: lines of one width (`sequence.read_columns`) in each, cut to it,
-    so that a batch of short numbers costs what they hold; every epoch the lines shuffled within their
-    width and the batches shuffled, from `seed`."""
+def batches(lines: np.ndarray, widths: np.ndarray, packed: np.ndarray, seed: int) -> tf.data.Dataset:
+    """Training batches, epoch after epoch: lines of one width (`widths`, `sequence.read_columns`) in each,
+    cut to it, so that a batch of short numbers costs what they hold; every epoch the lines shuffled within
+    their width and the batches shuffled, from `seed`."""
     import tensorflow as tf
 
-    widths = sequence.read_columns(lines)
     rng = np.random.default_rng(seed)
 
     def epoch() -> Iterator[tuple[np.ndarray, np.ndarray]]:
