@@ -238,6 +238,21 @@ def test_a_large_file_is_reduced_while_decoded_and_boxes_stay_in_its_pixels(digi
     assert similarity(result.image, images.to_mnist(paper).image) > 0.95
 
 
+def test_ink_taller_than_asked_is_reduced_to_that_height_and_its_scale_with_it():
+    bar = np.zeros((300, 100), np.float32)
+    bar[50:250, 40:60] = 1.0  # 200 rows of ink
+    ink = images.within_height(images.Ink(bar, 0.5, True), 80)
+    inked = np.flatnonzero(ink.map.any(axis=1))
+    assert 78 <= inked[-1] + 1 - inked[0] <= 80
+    reduction = ink.scale / 0.5
+    assert 0.39 <= reduction <= 0.4 and ink.inverted  # 80 rows of 200, or a row less
+    assert ink.map.shape == (round(300 * reduction), round(100 * reduction))
+    assert ink.map.sum() == pytest.approx(bar.sum() * reduction**2, rel=0.02)  # averaged: no ink lost or made
+    assert 0 <= ink.map.min() and ink.map.max() <= 1
+    short = images.Ink(bar, 1.0, False)
+    assert images.within_height(short, 200) is short
+
+
 def holes(image):
     """Background regions the ink closes in: an 8 has two, a 0, 4, 6 or 9 one."""
     from scipy import ndimage

@@ -74,6 +74,25 @@ def test_the_right_cut_is_among_the_candidates_and_chosen(mnist, spacing, count)
     assert all(found.pieces[index].digit.inverted for index in chosen)
 
 
+def test_a_tall_level_number_is_cut_from_ink_no_taller_than_strokes_are_measured_at(mnist):
+    """A number 600 pixels high is cut from its ink reduced to 80 rows; the boxes are in the photo's pixels."""
+    indices = [10, 11, 12]
+    paper, spans = written_number(mnist, indices, GAPS["touching"], height=600)
+    working = images.ink_of(paper)  # reduced to the working size: 600 pixels high is wider than that
+    unreduced = np.flatnonzero(working.map.any(axis=1))
+    number = segmentation.number_ink(paper)
+    inked = np.flatnonzero(number.ink.map.any(axis=1))
+    assert inked[-1] + 1 - inked[0] <= images.STROKE_SCALE * images.BOX
+    reduction = images.STROKE_SCALE * images.BOX / (unreduced[-1] + 1 - unreduced[0])
+    assert number.ink.scale == pytest.approx(working.scale * reduction, rel=0.02)
+    found = segmentation.candidates_in(number)
+    chosen = segmentation.best_reading(found, knowing(spans, mnist.test_labels[indices])(found))
+    boxes = [found.pieces[index].digit.box for index in chosen]
+    assert len(boxes) == len(indices)
+    for (x, _, width, _), (left, right) in zip(boxes, spans):
+        assert abs(x - left) <= 60 and abs(x + width - right) <= 60, (boxes, spans)  # 20 at 200 pixels high
+
+
 def test_a_piece_too_wide_for_one_digit_pays_for_it(mnist):
     """Two digits the recognizer takes for one wide one are read as two, from their widths alone."""
     paper, spans = written_number(mnist, [3, 10], GAPS["touching"])  # two 0s
