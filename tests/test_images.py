@@ -249,8 +249,8 @@ def test_ink_taller_than_asked_is_reduced_to_that_height_and_its_scale_with_it()
     assert ink.map.shape == (round(300 * reduction), round(100 * reduction))
     assert ink.map.sum() == pytest.approx(bar.sum() * reduction**2, rel=0.02)  # averaged: no ink lost or made
     assert 0 <= ink.map.min() and ink.map.max() <= 1
-    short = images.Ink(bar, 1.0, False)
-    assert images.within_height(short, 200) is short
+    for short in (images.Ink(bar, 1.0, False), images.Ink(np.zeros_like(bar), 1.0, False)):
+        assert images.within_height(short, 200) is short  # no taller than asked, or no ink at all
 
 
 def holes(image):

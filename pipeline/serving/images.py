@@ -172,7 +172,7 @@ def ink_of(gray: np.ndarray, scale: float = 1.0) -> Ink:
 def within_height(ink: Ink, rows: int) -> Ink:
     """The ink reduced (area-averaged, so no stroke gains a halo) until what it inks is at most `rows` high."""
     inked = np.flatnonzero(ink.map.any(axis=1))
-    if inked[-1] + 1 - inked[0] <= rows:
+    if not len(inked) or inked[-1] + 1 - inked[0] <= rows:
         return ink
     # A row less: averaging may spread the first and the last inked row into one more row each.
     reduction = (rows - 1) / (inked[-1] + 1 - inked[0])
