@@ -2,6 +2,7 @@
 
     python -m benchmarks.serving --model models:/mnist/Production
     python -m benchmarks.serving --model models:/mnist/Production --workers 1 2 --soak 10000
+    python -m benchmarks.serving --code checkout --workers 1 --seconds 1 --soak 10000 --soak-payload number
 
 Starts `mlflow models serve` on 127.0.0.1 (`pipeline.analysis.scoring_server`) and, from
 this process, sends each payload from `--clients` concurrent clients (one
@@ -16,8 +17,10 @@ the time to its 4xx and whether the next request is answered normally.
 
 The model is served twice side by side: with the serving code it was logged
 with, and with this checkout's `pipeline/serving` in its place (the networks
-are the same files), once per `--workers`. `--soak N` then sends N single arrays
-to this checkout's code with one worker and prints the memory before and after.
+are the same files), once per `--workers`. `--soak N` then sends N requests of
+one payload (`--soak-payload`, single arrays by default) to this checkout's code
+with one worker, and prints the server's memory before, after each tenth of
+them and at the end, to show whether it levels off.
 Prints Markdown tables, for BENCHMARKS.md. The clients share the machine with
 the server: on 2 cores, they take part of what it could use.
 """
@@ -47,6 +50,7 @@ from pipeline.data import datasets
 from pipeline.page import readers
 
 CODES = ("logged", "checkout")  # the serving code the model was logged with, and this checkout's
+PAYLOADS = ("array", "png", "photo", "colour-photo", "number", "64-arrays")  # `payloads`, in order
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -59,7 +63,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=3000, help="most requests per payload (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=15, help="most seconds per payload (default: %(default)s)")
-    parser.add_argument("--soak", type=int, default=0, help="single arrays sent at the end (default: none)")
+    parser.add_argument("--soak", type=int, default=0, help="requests sent at the end (default: none)")
+    parser.add_argument(
+        "--soak-payload", choices=PAYLOADS, default=PAYLOADS[0], help="what the soak sends (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -241,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
         print("|---|---:|---|---:|---:|---|---:|")
         print("\n".join(refusals))
         if args.soak:
-            soak(with_serving_code(downloaded, "checkout", Path(scratch) / "soak"), prepared[0], args)
+            soaked = prepared[PAYLOADS.index(args.soak_payload)]
+            soak(with_serving_code(downloaded, "checkout", Path(scratch) / "soak"), soaked, args)
 
 
 def measured(server: scoring_server.Server, payload: Payload, workers: int, args: argparse.Namespace) -> str:
@@ -271,16 +279,24 @@ def refused(server: scoring_server.Server, limits: list[tuple[str, bytes]], norm
 
 
 def soak(model: Path, payload: Payload, args: argparse.Namespace) -> None:
+    """`args.soak` requests of `payload` in ten rounds, the server's memory measured after each."""
+    rounds = [args.soak // 10 + (index < args.soak % 10) for index in range(10)]
+    latencies, errors, seconds = [], 0, 0.0
     with scoring_server.running(str(model), 1) as server:
         for body in payload.bodies[:2]:
             send(server.url, body)
-        before = server.memory()
-        result = load(server.url, payload.bodies, args.clients, args.soak, seconds=3600)
-        after = server.memory()
+        memory = [server.memory()]
+        for count in rounds:
+            result = load(server.url, payload.bodies, args.clients, count, seconds=3600)
+            latencies += result.latencies
+            errors += result.errors
+            seconds += result.seconds
+            memory.append(server.memory())
     print(
-        f"\nSoak: {len(result.latencies):,} single arrays in {result.seconds:,.0f} s from {args.clients} clients, "
-        f"{result.errors} errors, p50 {milliseconds(statistics.median(result.latencies))}; server memory "
-        f"{megabytes(before)} → {megabytes(after)} ({(after - before) / before:+.1%})"
+        f"\nSoak: {len(latencies):,} requests of {payload.name} in {seconds:,.0f} s from {args.clients} clients, "
+        f"{errors} errors, p50 {milliseconds(statistics.median(latencies))}; server memory "
+        f"{megabytes(memory[0])} → {megabytes(memory[-1])} ({(memory[-1] - memory[0]) / memory[0]:+.1%}); "
+        f"after each tenth: {', '.join(megabytes(value) for value in memory[1:])}"
     )
 
 

@@ -1,15 +1,24 @@
-"""`benchmarks/serving.py` runs end to end against a real `mlflow models serve`, briefly: its tables, and the
-server refusing each request past a limit and answering the next. Its speeds are for BENCHMARKS.md, not asserted."""
+"""`benchmarks/serving.py` runs end to end against a real `mlflow models serve`, briefly: its tables, the
+server refusing each request past a limit and answering the next, and a short soak. Its speeds are for
+BENCHMARKS.md, not asserted."""
 
 from benchmarks import serving
 
 
 def test_the_serving_benchmark_measures_every_payload_and_limit(model_path, capsys):
-    serving.main([f"--model={model_path}", "--code", "checkout", "--workers", "1", "--seconds", "1", "--requests", "8"])
-    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| checkout | 1 |")]
+    serving.main(
+        [f"--model={model_path}", "--code", "checkout", "--workers", "1", "--seconds", "1", "--requests", "8"]
+        + ["--soak", "12", "--soak-payload", "png"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ") for line in lines if line.startswith("| checkout | 1 |")]
     loads, refusals = rows[:6], rows[6:]
     assert [row[2] for row in loads] == [payload.name for payload in serving.payloads(0, count=1)]
+    assert len(serving.PAYLOADS) == len(loads)  # a name for the soak to choose each by
     assert all(float(row[3].replace(",", "")) > 0 and row[7] == "0" for row in loads)  # answered, no errors
     assert len(refusals) == 3
     for row, limit in zip(refusals, ["limit of 256 per request", "limit of 32,000,000", "limit of 50,000,000"]):
         assert row[3] == "400" and limit in row[5] and row[6] == "200 |"
+    (soak,) = [line for line in lines if line.startswith("Soak:")]
+    assert soak.startswith("Soak: 12 requests of one 28x28 PNG in ") and ", 0 errors," in soak
+    assert len(soak.split("after each tenth: ")[1].split(", ")) == 10
