@@ -50,7 +50,7 @@ from pipeline.data import datasets
 from pipeline.page import readers
 
 CODES = ("logged", "checkout")  # the serving code the model was logged with, and this checkout's
-PAYLOADS = ("array", "png", "photo", "colour-photo", "number", "64-arrays")  # `payloads`, in order
+PAYLOADS = ("array", "png", "photo", "colour-photo", "number", "64-arrays")  # each `Payload.key`, for --soak-payload
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -73,6 +73,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 @dataclass(frozen=True)
 class Payload:
+    key: str  # one of PAYLOADS
     name: str
     bodies: list[bytes]  # JSON request bodies, sent in turn
     images: int = 1  # per request
@@ -118,18 +119,25 @@ def payloads(seed: int, count: int = 40) -> list[Payload]:
     picks = [rng.integers(len(mnist.test_labels), size=64) for _ in range(count)]
     digits = [mnist.test_images[pick[0]] for pick in picks]
     return [
-        Payload("one MNIST array (1 x 28 x 28)", [arrays(digit[None]) for digit in digits]),
-        Payload("one 28x28 PNG", [files([png(digit)]) for digit in digits]),
-        Payload("one handwriting photo (400x300 JPEG)", [files([jpeg(photo(d, (400, 300), rng))]) for d in digits]),
-        Payload("one 640x480 colour JPEG", [files([jpeg(photo(d, (640, 480), rng), colour=True)]) for d in digits]),
+        Payload("array", "one MNIST array (1 x 28 x 28)", [arrays(digit[None]) for digit in digits]),
+        Payload("png", "one 28x28 PNG", [files([png(digit)]) for digit in digits]),
         Payload(
+            "photo", "one handwriting photo (400x300 JPEG)", [files([jpeg(photo(d, (400, 300), rng))]) for d in digits]
+        ),
+        Payload(
+            "colour-photo",
+            "one 640x480 colour JPEG",
+            [files([jpeg(photo(d, (640, 480), rng), colour=True)]) for d in digits],
+        ),
+        Payload(
+            "number",
             "a six-digit number, 640x480 JPEG",
             [
                 files([reading_speed.photo(list(mnist.test_images[pick[:6]]), index % 2 == 1, rng)], "number")
                 for index, pick in enumerate(picks)
             ],
         ),
-        Payload("64 MNIST arrays in one request", [arrays(mnist.test_images[pick]) for pick in picks], 64),
+        Payload("64-arrays", "64 MNIST arrays in one request", [arrays(mnist.test_images[pick]) for pick in picks], 64),
     ]
 
 
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         print("|---|---:|---|---:|---:|---|---:|")
         print("\n".join(refusals))
         if args.soak:
-            soaked = prepared[PAYLOADS.index(args.soak_payload)]
+            (soaked,) = [payload for payload in prepared if payload.key == args.soak_payload]
             soak(with_serving_code(downloaded, "checkout", Path(scratch) / "soak"), soaked, args)
 
 

@@ -13,8 +13,9 @@ def test_the_serving_benchmark_measures_every_payload_and_limit(model_path, caps
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split(" | ") for line in lines if line.startswith("| checkout | 1 |")]
     loads, refusals = rows[:6], rows[6:]
-    assert [row[2] for row in loads] == [payload.name for payload in serving.payloads(0, count=1)]
-    assert len(serving.PAYLOADS) == len(loads)  # a name for the soak to choose each by
+    payloads = serving.payloads(0, count=1)
+    assert [row[2] for row in loads] == [payload.name for payload in payloads]
+    assert [payload.key for payload in payloads] == list(serving.PAYLOADS)  # each one --soak-payload can choose
     assert all(float(row[3].replace(",", "")) > 0 and row[7] == "0" for row in loads)  # answered, no errors
     assert len(refusals) == 3
     for row, limit in zip(refusals, ["limit of 256 per request", "limit of 32,000,000", "limit of 50,000,000"]):
