@@ -63,6 +63,28 @@ def test_a_fine_pen_draws_unbroken_strokes():
         assert count == 1, (digit, variant)
 
 
+def test_a_looped_4_closes_its_loop_and_a_small_top_8_has_the_smaller_loop_on_top():
+    rng = np.random.default_rng(0)
+    ballpoint = strokes.Pen((0.06, 0.06))
+    eights = []
+    for _ in range(8):
+        assert enclosed(strokes.draw(4, "looped", ballpoint, rng))
+        eights.append([area for _, area in sorted(enclosed(strokes.draw(8, "small top", ballpoint, rng)))])
+    closed = [areas for areas in eights if len(areas) == 2]  # a stroke's end may leave the upper loop open
+    assert len(closed) >= len(eights) // 2, eights
+    assert all(upper < lower / 2 for upper, lower in closed), closed
+
+
+def enclosed(ink):
+    """(row of its centre, area) of each region of paper the ink closes in."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(ink < 0.3)
+    border = set(labels[0]) | set(labels[-1]) | set(labels[:, 0]) | set(labels[:, -1])
+    regions = [labels == label for label in range(1, count + 1) if label not in border]
+    return [(np.nonzero(region)[0].mean(), int(region.sum())) for region in regions]
+
+
 def test_training_and_evaluation_never_share_a_pen_or_a_typeface():
     assert not set(strokes.TRAINING_PENS) & set(strokes.HELD_OUT_PENS)
     held_out = typefaces.held_out() + typefaces.handwriting(held_out=True)
