@@ -255,11 +255,17 @@ def test_ink_taller_than_asked_is_reduced_to_that_height_and_its_scale_with_it()
 
 def holes(image):
     """Background regions the ink closes in: an 8 has two, a 0, 4, 6 or 9 one."""
+    return len(enclosed(image))
+
+
+def enclosed(image):
+    """Each region of paper the ink closes in, as a mask; a single pixel is none."""
     from scipy import ndimage
 
     labels, count = ndimage.label(image < 0.3)
     border = set(labels[0]) | set(labels[-1]) | set(labels[:, 0]) | set(labels[:, -1])
-    return sum(1 for label in range(1, count + 1) if label not in border and (labels == label).sum() >= 2)
+    regions = (labels == label for label in range(1, count + 1) if label not in border)
+    return [region for region in regions if region.sum() >= 2]
 
 
 def drawn_on_paper(ink, size, paper=0.92, ink_level=0.1):

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from test_images import enclosed
 
 from pipeline.data import strokes, typefaces
 from pipeline.serving import images
@@ -69,20 +70,13 @@ def test_a_looped_4_closes_its_loop_and_a_small_top_8_has_the_smaller_loop_on_to
     eights = []
     for _ in range(8):
         assert enclosed(strokes.draw(4, "looped", ballpoint, rng))
-        eights.append([area for _, area in sorted(enclosed(strokes.draw(8, "small top", ballpoint, rng)))])
+        loops = sorted(
+            enclosed(strokes.draw(8, "small top", ballpoint, rng)), key=lambda loop: np.nonzero(loop)[0].mean()
+        )
+        eights.append([int(loop.sum()) for loop in loops])  # from the top down
     closed = [areas for areas in eights if len(areas) == 2]  # a stroke's end may leave the upper loop open
     assert len(closed) >= len(eights) // 2, eights
     assert all(upper < lower / 2 for upper, lower in closed), closed
-
-
-def enclosed(ink):
-    """(row of its centre, area) of each region of paper the ink closes in."""
-    from scipy import ndimage
-
-    labels, count = ndimage.label(ink < 0.3)
-    border = set(labels[0]) | set(labels[-1]) | set(labels[:, 0]) | set(labels[:, -1])
-    regions = [labels == label for label in range(1, count + 1) if label not in border]
-    return [(np.nonzero(region)[0].mean(), int(region.sum())) for region in regions]
 
 
 def test_training_and_evaluation_never_share_a_pen_or_a_typeface():
