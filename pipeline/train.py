@@ -78,6 +78,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "digit besides; 0 = none (default: the version's own, 80,000 in all for version 6, none for the others)",
     )
     parser.add_argument(
+        "--members",
+        type=positive_int,
+        help="networks to train, each with its own seed, and average into the served model "
+        "(default: the version's own, 2 for version 6, 1 for the others)",
+    )
+    parser.add_argument(
         "--register", type=boolean, default=True, help="register the model as a new version of `mnist` (default true)"
     )
     return console.add_verbosity(parser).parse_args(argv)
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         validation=args.validation,
         subset=args.subset,
         sequence_reader=args.sequence_reader,  # None: the version's own
+        members=args.members,
     )
     with mlflow.start_run(run_name=f"train v{settings.version}"):
         try:

@@ -51,3 +51,14 @@ def test_report_on_two_tiny_runs(two_tiny_runs, tmp_path):
 def test_an_experiment_without_models_is_refused(tracking):
     with pytest.raises(SystemExit, match="has no finished runs that trained a model"):
         report.main(["--experiment", "tests"])
+
+
+def test_validation_curves_follow_the_first_network_of_a_run_that_averages_several(tracking):
+    with mlflow.start_run(run_name="train v6") as run:
+        for step, accuracy in ((1, 0.9), (2, 0.95)):
+            mlflow.log_metric("member_1/val_accuracy", accuracy, step=step)
+        mlflow.log_metric("val_accuracy", 0.96, step=2)  # the average's, once
+    figure = reporting.validation_curves(mlflow.MlflowClient(), mlflow.search_runs(experiment_names=["tests"]))
+    [line] = figure.axes[0].get_lines()
+    assert line.get_label() == f"train v6 ({run.info.run_id[:8]}), its first network"
+    assert list(line.get_ydata()) == pytest.approx([0.1, 0.05])

@@ -52,7 +52,7 @@ def robust_run(tmp_path_factory, mnist, fashion):
 
 def test_version_6_learns_to_say_not_a_digit(robust_run, fashion):
     run, outcome = robust_run
-    assert outcome.model.output_shape == (None, 11)
+    assert [network.output_shape for network in outcome.networks] == [(None, 11)] * 2
     metrics = run.data.metrics
     # Held-out non-digits (other clothing, other seeds) are mostly rejected, digits mostly accepted.
     assert metrics["val_not_digits_rejected"] >= 0.7 and metrics["test_not_digits_rejected"] >= 0.7
@@ -69,9 +69,29 @@ def test_version_6_learns_to_say_not_a_digit(robust_run, fashion):
     assert all(len(answer["probabilities"]) == 10 for answer in answers)
 
 
+def test_version_6_averages_two_members_and_is_validated_as_served(robust_run, mnist):
+    """Each member logs its own epochs; the run's val_accuracy, which promotion compares, is the average's."""
+    run, outcome = robust_run
+    client = mlflow.MlflowClient()
+    for member in (1, 2):
+        history = client.get_metric_history(run.info.run_id, f"member_{member}/val_accuracy")
+        assert [point.step for point in history] == [1, 2]
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "val_accuracy")] == [2]
+    assert run.data.params["members"] == "2"
+    first, second = outcome.networks
+    assert not np.array_equal(first.get_weights()[0], second.get_weights()[0])
+    validation = split(mnist, validation=500, subset=4000)
+    mean = (first(validation.validation_images).numpy() + second(validation.validation_images).numpy()) / 2
+    expected = float((mean.argmax(axis=1) == validation.validation_labels).mean())
+    assert run.data.metrics["val_accuracy"] == pytest.approx(expected, abs=1 / 500)
+    assert outcome.val_accuracy == run.data.metrics["val_accuracy"]
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "model/artifacts")}
+    assert {"model/artifacts/keras_model_1.keras", "model/artifacts/keras_model_2.keras"} <= artifacts
+
+
 def test_a_final_fit_measures_rejection_on_test_images_only(tracking, mnist, fashion):
     splits = split(mnist, validation=0, subset=300)
     with mlflow.start_run() as run:
-        log_rejection(versions.get(6).build(), splits, seed=0, temperature=1.0)
+        log_rejection([versions.get(6).build()], splits, seed=0, temperature=1.0)
     metrics = mlflow.get_run(run.info.run_id).data.metrics
     assert set(metrics) == {"test_digits_accepted", "test_not_digits_rejected"}

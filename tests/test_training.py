@@ -112,11 +112,19 @@ def test_cosine_without_warmup_starts_at_the_peak():
         ({"precision": "float16"}, "precision must be one of float32, mixed_bfloat16"),
         ({"warmup": 1.0}, "warmup is a fraction"),
         ({"ema": 1.0}, "ema is a momentum"),
+        ({"members": 0}, "members is a number of networks"),
     ],
 )
 def test_impossible_recipes_are_refused(overrides, message):
     with pytest.raises(SettingsError, match=message):
         Settings.for_version(1, **overrides)
+
+
+def test_members_of_different_runs_never_share_a_seed():
+    assert Settings.for_version(6, seed=0).member_seeds() == [0, 1]
+    assert Settings.for_version(6, seed=1).member_seeds() == [2, 3]
+    assert Settings.for_version(6, seed=1, members=3).member_seeds() == [3, 4, 5]
+    assert Settings.for_version(3, seed=7).member_seeds() == [7]
 
 
 def test_label_smoothing_needs_one_hot_labels():

@@ -97,12 +97,16 @@ def validation_curves(client: mlflow.MlflowClient, runs: pd.DataFrame) -> plt.Fi
     """Validation error per epoch of every run, on shared (logarithmic) axes."""
     figure, axes = plt.subplots(figsize=(8, 5))
     for _, run in runs.iterrows():
+        label = f"{run['tags.mlflow.runName']} ({run['run_id'][:8]})"
         history = client.get_metric_history(run["run_id"], "val_accuracy")
+        if len(history) < 2:  # a run that averages several networks logs their epochs as member_<k>/...
+            history = client.get_metric_history(run["run_id"], "member_1/val_accuracy")
+            label += ", its first network"
         if len(history) < 2:
             continue
         steps = [point.step for point in history]
         errors = [max(1 - point.value, 1e-4) for point in history]
-        axes.plot(steps, errors, marker=".", label=f"{run['tags.mlflow.runName']} ({run['run_id'][:8]})")
+        axes.plot(steps, errors, marker=".", label=label)
     axes.set_yscale("log")
     percent = plt.FuncFormatter(lambda value, _: f"{value:.1%}")
     axes.yaxis.set_major_formatter(percent)

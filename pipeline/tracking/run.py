@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -20,9 +20,10 @@ import mlflow
 from pipeline.analysis import evaluation, figures
 from pipeline.data import datasets, negatives
 from pipeline.serving import calibration
+from pipeline.serving.model import average_probabilities
 from pipeline.tracking import lineage, logged_model, tags
 from pipeline.training import pieces, sequence_reader, versions
-from pipeline.training.loop import fit, predict
+from pipeline.training.loop import fit
 from pipeline.training.settings import Settings, resolved_architecture
 from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, split
 
@@ -32,17 +33,23 @@ log = logging.getLogger(__name__)
 class EpochMetrics(keras.callbacks.Callback):
     """Logs each epoch's metrics to the active MLflow run, at `step` = the epoch counted from 1 as Keras prints it."""
 
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__()
+        self.prefix = prefix
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if mlflow.active_run():
-            mlflow.log_metrics({key: float(value) for key, value in (logs or {}).items()}, step=epoch + 1)
+            metrics = {self.prefix + key: float(value) for key, value in (logs or {}).items()}
+            mlflow.log_metrics(metrics, step=epoch + 1)
 
 
 @dataclass
 class Outcome:
     """What a tracked training run produced."""
 
-    model: keras.Model
-    history: dict
+    networks: list[keras.Model]  # averaged into the served model: one, or the version's members
+    history: dict  # the first network's
+    val_accuracy: float | None  # the served model's; None without a validation split
     train_seconds: float
     evaluation: evaluation.Evaluation
     model_version: str | None  # the registered version's number, or None
@@ -73,22 +80,28 @@ def train_tracked(
     lineage.log_splits(dataset, splits)
 
     started = time.perf_counter()
-    model, history = fit(settings, splits, architecture=layers, callbacks=[EpochMetrics()])
+    networks, history = fit_members(settings, splits, layers)
     train_seconds = time.perf_counter() - started
     mlflow.log_metric("train_seconds", train_seconds)
-    mlflow.log_param("parameters", model.count_params())
+    mlflow.log_param("parameters", sum(network.count_params() for network in networks))
     title = f"version {version.number} ({version.name})"
     figures.log(figures.learning_curves(history, title=title), "figures/learning_curves.png")
-    log_architecture(model)
+    log_architecture(networks[0])
 
+    validation = (splits.validation_images, splits.validation_labels)
+    val_accuracy = history["val_accuracy"][-1] if splits.validated else None
+    if len(networks) > 1 and splits.validated:
+        # What promotion compares is the served model's: the members' average, not one member's last epoch.
+        val_accuracy = evaluation.Evaluation(average_probabilities(networks, validation[0]), validation[1]).accuracy
+        mlflow.log_metric("val_accuracy", val_accuracy, step=settings.epochs)
     # Calibrated first, so that the test figures are those of the model as served (and as `evaluate` measures it).
-    temperature = logged_model.calibrate([model], (splits.validation_images, splits.validation_labels))
-    probabilities = calibration.scaled(predict(model, splits.test_images), temperature)
+    temperature = logged_model.calibrate(networks, validation)
+    probabilities = calibration.scaled(average_probabilities(networks, splits.test_images), temperature)
     result = evaluation.log_test_evaluation(
         probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
     )
     if version.reject_class:
-        log_rejection(model, splits, settings.seed, temperature)
+        log_rejection(networks, splits, settings.seed, temperature)
     piece_network = None
     if settings.pieces:
         piece_network, piece_metrics = pieces.train(splits, settings.pieces, settings.seed)
@@ -101,7 +114,7 @@ def train_tracked(
         mlflow.log_metrics(reader_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
     info = logged_model.log_model(
-        [model],
+        networks,
         splits.test_images[:3],
         temperature,
         dataset.name if register else None,
@@ -111,10 +124,29 @@ def train_tracked(
     model_version = None
     if register:
         model_version = logged_model.describe_version(dataset.name, info, str(version.number), version.name, {})
-    return Outcome(model, history, train_seconds, result, model_version)
+    return Outcome(networks, history, val_accuracy, train_seconds, result, model_version)
 
 
-def log_rejection(model: keras.Model, splits: Splits, seed: int, temperature: float) -> None:
+def fit_members(settings: Settings, splits: Splits, layers: dict) -> tuple[list[keras.Model], dict]:
+    """Train the version's networks, one per member seed; return them and the first one's history.
+
+    With several members each logs its epoch metrics under `member_<k>/`, so that
+    the run's own `val_accuracy` can be the average's.
+    """
+    networks, histories = [], []
+    for number, seed in enumerate(settings.member_seeds(), start=1):
+        prefix = f"member_{number}/" if settings.members > 1 else ""
+        if settings.members > 1:
+            log.info("member %d of %d: seed %d", number, settings.members, seed)
+        network, history = fit(
+            replace(settings, seed=seed), splits, architecture=layers, callbacks=[EpochMetrics(prefix)]
+        )
+        networks.append(network)
+        histories.append(history)
+    return networks, histories[0]
+
+
+def log_rejection(networks: list[keras.Model], splits: Splits, seed: int, temperature: float) -> None:
     """How often the served answer accepts digits and rejects non-digits, on validation and on test images.
 
     Non-digits the training never saw: validation ones from the rest of
@@ -132,8 +164,8 @@ def log_rejection(model: keras.Model, splits: Splits, seed: int, temperature: fl
     for prefix, (digits, others) in held_out.items():
         evaluation.log_rejection(
             prefix,
-            calibration.scaled(predict(model, digits), temperature),
-            calibration.scaled(predict(model, others), temperature),
+            calibration.scaled(average_probabilities(networks, digits), temperature),
+            calibration.scaled(average_probabilities(networks, others), temperature),
         )
 
 

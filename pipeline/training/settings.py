@@ -25,6 +25,9 @@ class Settings:
     batch_size: int
     learning_rate: float
     seed: int = 0
+    # Networks trained and averaged into the served model. Member k (from 0) trains with seed seed * members + k:
+    # a single member with `seed` itself, and runs with different seeds share no member.
+    members: int = 1
     validation: int = 5000  # images held out from the end of the training set; 0 = none, train on all
     subset: int = 0  # use only the first N training and N test images; 0 = all
     # The recipe: what versions 1-3 leave at these defaults, versions 4 and 5 set.
@@ -42,6 +45,8 @@ class Settings:
     sequence_reader: float = 0.0  # numbers composed per MNIST digit to train a sequence reader on (.sequence_reader)
 
     def __post_init__(self) -> None:
+        if self.members < 1:
+            raise SettingsError(f"members is a number of networks to train and average, >= 1, got {self.members}")
         if self.schedule not in SCHEDULES:
             raise SettingsError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
@@ -71,6 +76,9 @@ class Settings:
         version = versions.get(number)
         settings = cls(version.number, version.epochs, version.batch_size, version.learning_rate, **version.recipe)
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+
+    def member_seeds(self) -> list[int]:
+        return [self.seed * self.members + member for member in range(self.members)]
 
     def params(self) -> dict:
         return {**asdict(self), "augmentation": str(self.augmentation)}

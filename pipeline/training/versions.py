@@ -381,7 +381,7 @@ VERSIONS = {
             "robust",
             "3 x (Conv-BN-ReLU -> Pool -> Dropout 0.1), 32/64/128 filters, with 11 outputs "
             '(digits and "not a digit"), trained on non-digits too; '
-            "stronger stroke and shape variations, for people's images",
+            "stronger stroke and shape variations, for people's images; two of them, averaged",
             build_robust,
             epochs=20,
             batch_size=128,
@@ -399,6 +399,7 @@ VERSIONS = {
                 "written": 11000 / 55000,  # 11,000 drawn and printed digits (pipeline.data.strokes, .typefaces)
                 "pieces": 3000 / 55000,  # 3,000 composed numbers cut for the piece network (pipeline.training.pieces)
                 "sequence_reader": 80000 / 55000,  # 80,000 composed numbers to read whole (.sequence_reader)
+                "members": 2,  # two classifiers, averaged
             },
         ),
     )

@@ -107,7 +107,7 @@ def train_best(best: dict, parent_run_id: str, seed: int = 0, validation: int = 
     log.info(
         "best configuration trained for %d epochs: val_accuracy %.4f, registered as models:/mnist/%s",
         settings.epochs,
-        outcome.history["val_accuracy"][-1],
+        outcome.val_accuracy,
         outcome.model_version,
     )
     return outcome
