@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             {"member": list(range(1, len(networks) + 1)), "test_accuracy": member_accuracies}, "ensemble/members.json"
         )
         # Calibrated first, so that the test figures are those of the model as served.
-        temperature = logged_model.calibrate(networks, (splits.validation_images, splits.validation_labels), args.tta)
+        temperature = logged_model.calibrate(validation)
         result = evaluation.log_test_evaluation(
             scaled(average_probabilities(networks, splits.test_images, args.tta), temperature),
             splits.test_images,

@@ -17,14 +17,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from pipeline.analysis.evaluation import Evaluation
 from pipeline.serving import calibration, reading
-from pipeline.serving.model import (
-    KERAS_ARTIFACT,
-    PIECES_ARTIFACT,
-    READER_ARTIFACT,
-    DigitRecognizer,
-    average_probabilities,
-)
+from pipeline.serving.model import KERAS_ARTIFACT, PIECES_ARTIFACT, READER_ARTIFACT, DigitRecognizer
 
 REGISTRY_DESCRIPTION = (
     "Registry versions count registrations: models:/<name>/7 is the 7th model registered, "
@@ -36,19 +31,19 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 log = logging.getLogger(__name__)
 
 
-def calibrate(networks: Sequence, validation: tuple[np.ndarray, np.ndarray], tta: bool = False) -> float:
-    """The temperature fitted on `validation` (images, labels), logged with the calibration it gives.
+def calibrate(validation: Evaluation | None) -> float:
+    """The temperature fitted on the model's uncalibrated `validation` probabilities, logged with the
+    calibration it gives.
 
     The metrics are the validation negative log-likelihood and expected calibration
     error, before (`_uncalibrated`) and after. Without validation images (a final
     fit on every training image) nothing can be fitted and the temperature stays 1.
     """
-    images, labels = validation
-    if not len(images):
+    if validation is None:
         log.info("no validation images: the probabilities are left uncalibrated (temperature 1)")
         mlflow.log_metric("temperature", 1.0)
         return 1.0
-    raw = average_probabilities(networks, images, tta)
+    raw, labels = validation.probabilities, validation.labels
     temperature = calibration.fit_temperature(raw, labels)
     calibrated = calibration.scaled(raw, temperature)
     mlflow.log_metrics(

@@ -88,14 +88,18 @@ def train_tracked(
     figures.log(figures.learning_curves(history, title=title), "figures/learning_curves.png")
     log_architecture(networks[0])
 
-    validation = (splits.validation_images, splits.validation_labels)
-    val_accuracy = history["val_accuracy"][-1] if splits.validated else None
-    if len(networks) > 1 and splits.validated:
+    validation = None
+    if splits.validated:
+        validation = evaluation.Evaluation(
+            average_probabilities(networks, splits.validation_images), splits.validation_labels
+        )
+    val_accuracy = history["val_accuracy"][-1] if validation is not None else None
+    if len(networks) > 1 and validation is not None:
         # What promotion compares is the served model's: the members' average, not one member's last epoch.
-        val_accuracy = evaluation.Evaluation(average_probabilities(networks, validation[0]), validation[1]).accuracy
+        val_accuracy = validation.accuracy
         mlflow.log_metric("val_accuracy", val_accuracy, step=settings.epochs)
     # Calibrated first, so that the test figures are those of the model as served (and as `evaluate` measures it).
-    temperature = logged_model.calibrate(networks, validation)
+    temperature = logged_model.calibrate(validation)
     probabilities = calibration.scaled(average_probabilities(networks, splits.test_images), temperature)
     result = evaluation.log_test_evaluation(
         probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
