@@ -1,14 +1,16 @@
-"""Printed digits: the ten digits in regular typefaces (serif, sans, mono; book, bold, italic).
+"""Printed digits: the ten digits in typefaces, regular (serif, sans, mono; book, bold, italic) and drawn
+from handwriting.
 
-The typefaces training prints with are files that every installation has:
-those Matplotlib ships (DejaVu Sans, Serif and Sans Mono, STIX) and Pillow's
-own, and nine typefaces drawn from handwriting that `make setup` installs
-from Debian (`TRAINING_HANDWRITING`). Computer Modern, which Matplotlib also ships, and Liberation, where
-Debian's fonts-liberation2 is installed, are `held_out`: only the evaluation
-sets print with them (`benchmarks/image_sets.py`), so that those sets measure
-reading, not memory of the typefaces. So are other typefaces drawn from
-handwriting (`handwriting`): Kristi and Seto for the held-out sets, seven
-others for the development sets. Non-digits print only in the regular ones.
+The regular typefaces training prints with are files that every installation
+has: those Matplotlib ships (DejaVu Sans, Serif and Sans Mono, STIX) and
+Pillow's own (`regular`). Training also prints digits in nine typefaces drawn
+from handwriting that `make setup` installs from Debian (`TRAINING_HANDWRITING`);
+non-digits print only in the regular ones. Computer Modern, which Matplotlib
+also ships, and Liberation, where Debian's fonts-liberation2 is installed, are
+`held_out`: only the evaluation sets print with them (`benchmarks/image_sets.py`),
+so that those sets measure reading, not memory of the typefaces. So are other
+typefaces drawn from handwriting (`handwriting`): Kristi and Seto for the
+held-out sets, seven others for the development sets.
 
 Each digit is printed large, a little bolder or not, tilted up to 8 degrees,
 and prepared by `pipeline.serving.images` as served images are. Everything
