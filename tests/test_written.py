@@ -90,7 +90,7 @@ def test_training_and_evaluation_never_share_a_pen_or_a_typeface():
 
 
 def test_the_handwriting_typefaces_are_where_setup_installs_them():
-    patterns = typefaces.TRAINING_HANDWRITING + typefaces.HANDWRITING + typefaces.HELD_OUT_HANDWRITING
+    patterns = typefaces.HANDWRITING + typefaces.HELD_OUT_HANDWRITING
     installed = [pattern for pattern in patterns if typefaces.system_fonts((pattern,))]
     if not installed:
         pytest.skip("the Debian packages of the typefaces drawn from handwriting are not installed (make setup)")

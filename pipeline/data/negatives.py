@@ -74,7 +74,7 @@ def as_array(picture: Image.Image) -> np.ndarray:
 def glyph(rng: np.random.Generator) -> np.ndarray:
     picture = canvas()
     size = int(rng.integers(40, 72))
-    fonts = typefaces.regular()
+    fonts = typefaces.training()
     path = fonts[rng.integers(len(fonts))]
     font = ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
     character = GLYPHS[rng.integers(len(GLYPHS))]

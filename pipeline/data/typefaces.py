@@ -1,16 +1,13 @@
-"""Printed digits: the ten digits in typefaces, regular (serif, sans, mono; book, bold, italic) and drawn
-from handwriting.
+"""Printed digits: the ten digits in regular typefaces (serif, sans, mono; book, bold, italic).
 
-The regular typefaces training prints with are files that every installation
-has: those Matplotlib ships (DejaVu Sans, Serif and Sans Mono, STIX) and
-Pillow's own (`regular`). Training also prints digits in nine typefaces drawn
-from handwriting that `make setup` installs from Debian (`TRAINING_HANDWRITING`);
-non-digits print only in the regular ones. Computer Modern, which Matplotlib
-also ships, and Liberation, where Debian's fonts-liberation2 is installed, are
-`held_out`: only the evaluation sets print with them (`benchmarks/image_sets.py`),
-so that those sets measure reading, not memory of the typefaces. So are other
-typefaces drawn from handwriting (`handwriting`): Kristi and Seto for the
-held-out sets, seven others for the development sets.
+The typefaces training prints with are files that every installation has:
+those Matplotlib ships (DejaVu Sans, Serif and Sans Mono, STIX) and Pillow's
+own. Computer Modern, which Matplotlib also ships, and Liberation, where
+Debian's fonts-liberation2 is installed, are `held_out`: only the evaluation
+sets print with them (`benchmarks/image_sets.py`), so that those sets measure
+reading, not memory of the typefaces. So are the typefaces drawn from
+handwriting that `make setup` installs from Debian (`handwriting`): Kristi and
+Seto for the held-out sets, seven others for the development sets.
 
 Each digit is printed large, a little bolder or not, tilted up to 8 degrees,
 and prepared by `pipeline.serving.images` as served images are. Everything
@@ -19,7 +16,6 @@ comes from a seed.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,23 +23,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.serving import images
 
-log = logging.getLogger(__name__)
 SIZE = 80  # the font size digits are printed at, in pixels
 SYSTEM_FONTS = Path("/usr/share/fonts")
 # Typefaces drawn from handwriting, in Debian packages (`make setup` installs them): file patterns under SYSTEM_FONTS.
-# Training prints digits with TRAINING_HANDWRITING only; the development sets print with HANDWRITING, the held-out
-# ones with HELD_OUT_HANDWRITING.
-TRAINING_HANDWRITING = (
-    "truetype/tomsontalks/TomsonTalks.ttf",  # fonts-tomsontalks
-    "truetype/sjfonts/Delphine.ttf",  # fonts-sjfonts
-    "truetype/sjfonts/SteveHand.ttf",
-    "opentype/lobster/lobster.otf",  # fonts-lobster
-    "opentype/havana/Havana-Regular.otf",  # fonts-havana
-    "opentype/opendyslexic/OpenDyslexic-Regular.otf",  # fonts-opendyslexic
-    "truetype/aoyagi-soseki/aoyagi-soseki.ttf",  # fonts-aoyagi-soseki
-    "truetype/yozvox-yozfont/YOzRSF.ttf",  # fonts-yozvox-yozfont
-    "truetype/yozvox-yozfont/YOzBS_i.ttf",
-)
+# Training never prints with them: the development sets print with HANDWRITING, the held-out ones with the other two.
 HANDWRITING = (
     "truetype/rufscript/Rufscript010.ttf",  # fonts-rufscript
     "truetype/tlwg/Purisa*.ttf",  # fonts-tlwg-purisa-ttf
@@ -63,15 +46,7 @@ def matplotlib_fonts() -> Path:
 
 
 def training() -> list[str]:
-    """The typefaces training prints digits with: paths of font files, and "" for Pillow's own."""
-    missing = [pattern for pattern in TRAINING_HANDWRITING if not system_fonts((pattern,))]
-    if missing:
-        log.warning("typefaces not installed, so training prints without them (make setup installs them): %s", missing)
-    return regular() + system_fonts(TRAINING_HANDWRITING)
-
-
-def regular() -> list[str]:
-    """The regular typefaces training prints with (digits and non-digits): Matplotlib's and Pillow's own."""
+    """The typefaces training prints with: paths of font files, and "" for Pillow's own."""
     names = ["DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "STIXGeneral"]
     found = sorted(
         str(path)
