@@ -10,7 +10,8 @@ TEST_STAMP := $(VENV)/.installed-test
 # pipeline/data/typefaces.py). The tests also start a real PostgreSQL and open the demo page in
 # a real Chromium.
 HANDWRITING_FONTS := fonts-rufscript fonts-tlwg-purisa-ttf fonts-kiloji fonts-sil-andika fonts-kaushanscript \
-	fonts-leckerli-one fonts-staypuft fonts-kristi fonts-seto
+	fonts-leckerli-one fonts-staypuft fonts-tomsontalks fonts-sjfonts fonts-havana fonts-joscelyn fonts-lobster \
+	fonts-opendyslexic fonts-aoyagi-soseki fonts-aoyagi-kouzan-t fonts-kristi fonts-seto
 SYSTEM_PACKAGES := graphviz dataset-fashion-mnist $(HANDWRITING_FONTS)
 TEST_SYSTEM_PACKAGES := postgresql chromium
 

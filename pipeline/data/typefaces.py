@@ -7,7 +7,7 @@ Debian's fonts-liberation2 is installed, are `held_out`: only the evaluation
 sets print with them (`benchmarks/image_sets.py`), so that those sets measure
 reading, not memory of the typefaces. So are the typefaces drawn from
 handwriting that `make setup` installs from Debian (`handwriting`): Kristi and
-Seto for the held-out sets, seven others for the development sets.
+Seto for the held-out sets, those of fifteen other packages for the development sets.
 
 Each digit is printed large, a little bolder or not, tilted up to 8 degrees,
 and prepared by `pipeline.serving.images` as served images are. Everything
@@ -35,6 +35,14 @@ HANDWRITING = (
     "opentype/kaushanscript/KaushanScript-Regular.otf",  # fonts-kaushanscript
     "truetype/leckerli-one/LeckerliOne-Regular.ttf",  # fonts-leckerli-one
     "truetype/staypuft/StayPuft.ttf",  # fonts-staypuft
+    "truetype/tomsontalks/TomsonTalks.ttf",  # fonts-tomsontalks
+    "truetype/sjfonts/*.ttf",  # fonts-sjfonts: Delphine, Steve Hand
+    "opentype/havana/Havana-Regular.otf",  # fonts-havana
+    "opentype/joscelyn/Joscelyn-Regular.otf",  # fonts-joscelyn
+    "opentype/lobster/lobster.otf",  # fonts-lobster
+    "opentype/opendyslexic/OpenDyslexic-*.otf",  # fonts-opendyslexic
+    "truetype/aoyagi-soseki/aoyagi-soseki.ttf",  # fonts-aoyagi-soseki
+    "truetype/aoyagi-kouzan-t/AoyagiKouzanT.ttf",  # fonts-aoyagi-kouzan-t
 )
 HELD_OUT_HANDWRITING = ("truetype/kristi/Kristi.ttf", "truetype/seto/setofont.ttf")  # fonts-kristi, fonts-seto
 
