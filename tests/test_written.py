@@ -101,14 +101,14 @@ def test_the_handwriting_typefaces_are_where_setup_installs_them():
 
 
 def test_setup_installs_the_package_of_every_handwriting_typeface():
+    found = [typefaces.system_fonts((pattern,)) for pattern in typefaces.HANDWRITING + typefaces.HELD_OUT_HANDWRITING]
+    if not all(found) or not shutil.which("dpkg-query"):
+        pytest.skip("the typefaces drawn from handwriting are not installed from Debian here (make setup)")
     makefile = (Path(__file__).parent.parent / "Makefile").read_text()
     listed = re.search(r"^HANDWRITING_FONTS := (.*?[^\\])$", makefile, re.MULTILINE | re.DOTALL).group(1).split()
-    for pattern in typefaces.HANDWRITING + typefaces.HELD_OUT_HANDWRITING:
-        found = typefaces.system_fonts((pattern,))
-        if not found or not shutil.which("dpkg-query"):
-            pytest.skip("the typefaces drawn from handwriting are not installed from Debian here (make setup)")
-        owner = subprocess.run(["dpkg-query", "-S", found[0]], capture_output=True, text=True, check=True).stdout
-        assert owner.split(":")[0] in listed, (pattern, owner)
+    for files in found:
+        owner = subprocess.run(["dpkg-query", "-S", files[0]], capture_output=True, text=True, check=True).stdout
+        assert owner.split(":")[0] in listed, owner
 
 
 def test_every_typeface_has_the_ten_digits():
