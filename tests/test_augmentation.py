@@ -83,6 +83,14 @@ def test_thickness_thickens_or_thins_the_strokes(digits):
     assert (thicker > ink).any() and (thicker < ink).any()
 
 
+def test_thinning_bounds_the_erosion_apart_from_the_dilation(digits):
+    ink = digits.sum(axis=(1, 2))
+    bolder = np.asarray(augment(digits, [9, 9], Augmentation(thickness=1.0, thinning=0.0))).sum(axis=(1, 2))
+    assert (bolder >= ink - 1e-3).all() and (bolder > ink * 1.02).mean() > 0.8
+    thinner = np.asarray(augment(digits, [9, 9], Augmentation(thinning=1.0))).sum(axis=(1, 2))
+    assert (thinner <= ink + 1e-3).all() and (thinner < ink * 0.98).mean() > 0.8
+
+
 def test_bilinear_sampling_at_whole_pixels_is_exact():
     import tensorflow as tf
 
@@ -130,3 +138,4 @@ def test_varied_digits_stay_the_same_digit(mnist):
 def test_the_description_names_what_is_on():
     assert str(Augmentation()) == "none"
     assert str(Augmentation(rotation=10, thickness=0.3)) == "rotation=10,thickness=0.3"
+    assert str(Augmentation(thickness=1.0, thinning=0.0)) == "thickness=1,thinning=0"

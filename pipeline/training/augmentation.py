@@ -15,7 +15,7 @@ The same seed gives the same output, and a zero strength is the identity.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ ELASTIC_SIGMA = 4.0  # pixels: the smoothness of the elastic displacement field
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Strengths: each variation is drawn uniformly in [-strength, +strength]."""
+    """Strengths: each variation is drawn uniformly in [-strength, +strength] (thickness: [-thinning, +thickness])."""
 
     rotation: float = 0.0  # degrees
     scale: float = 0.0  # relative: 0.1 = from 90 % to 110 %
@@ -35,14 +35,16 @@ class Augmentation:
     shear: float = 0.0  # horizontal shift per pixel of height
     translation: float = 0.0  # pixels, in x and in y
     thickness: float = 0.0  # 1 = all the way to a 3x3 dilation (+) or erosion (-)
+    thinning: float | None = None  # the erosion's own strength, where it differs from thickness's
     elastic: float = 0.0  # the displacement field's scale (Simard's alpha; 34 is theirs for MNIST)
 
     def __bool__(self) -> bool:
         return any(asdict(self).values())
 
     def __str__(self) -> str:
-        """What `train` logs as the `augmentation` param: "none" or "rotation=10,scale=0.1,..."."""
-        return ",".join(f"{name}={value:g}" for name, value in asdict(self).items() if value) or "none"
+        """The `augmentation` param `train` logs: what is not a default ("rotation=10,thickness=0.3"), or "none"."""
+        values = ((field.name, getattr(self, field.name), field.default) for field in fields(self))
+        return ",".join(f"{name}={value:g}" for name, value, default in values if value != default) or "none"
 
 
 def augment(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
@@ -56,8 +58,8 @@ def augment(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> t
     images = random_affine(images, affine_seed, augmentation)
     if augmentation.elastic:
         images = random_elastic(images, tf.random.experimental.stateless_fold_in(seed, 3), augmentation.elastic)
-    if augmentation.thickness:
-        images = random_thickness(images, thickness_seed, augmentation.thickness)
+    if augmentation.thickness or augmentation.thinning:
+        images = random_thickness(images, thickness_seed, augmentation.thickness, augmentation.thinning)
     return images
 
 
@@ -101,10 +103,12 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation
     return transformed[..., 0]
 
 
-def random_thickness(images: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+def random_thickness(images: tf.Tensor, seed: tf.Tensor, strength: float, thinning: float | None = None) -> tf.Tensor:
+    """Blend each image towards its 3x3 dilation or erosion, by an amount drawn in [-thinning, +strength]."""
     import tensorflow as tf
 
-    amount = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1], seed, minval=-strength, maxval=strength)
+    thinning = strength if thinning is None else thinning
+    amount = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1], seed, minval=-thinning, maxval=strength)
     channels = images[..., None]
     dilated = tf.nn.max_pool2d(channels, 3, 1, "SAME")[..., 0]
     eroded = -tf.nn.max_pool2d(-channels, 3, 1, "SAME")[..., 0]

@@ -394,7 +394,9 @@ VERSIONS = {
                 "warmup": 0.1,
                 "label_smoothing": 0.1,
                 **FAST_CPU,
-                "augmentation": Augmentation(rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=0.5),
+                "augmentation": Augmentation(
+                    rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=1.0, thinning=0.5
+                ),
                 "negatives": 15000 / 55000,  # 15,000 with all of MNIST's 55,000 training digits
                 "written": 11000 / 55000,  # 11,000 drawn and printed digits (pipeline.data.strokes, .typefaces)
                 "pieces": 3000 / 55000,  # 3,000 composed numbers cut for the piece network (pipeline.training.pieces)
