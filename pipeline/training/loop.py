@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from pipeline.training import versions
 from pipeline.training.augmentation import augment
+from pipeline.training.normalization import as_keras
 from pipeline.training.settings import Settings, SettingsError
 from pipeline.training.splits import Splits, with_negatives, with_written
 
@@ -38,7 +39,8 @@ def fit(
 
     `architecture` overrides the version's layer sizes (keyword arguments of its builder).
     The history holds Keras' metrics per epoch plus `epoch_seconds`; training time is
-    the wall clock of `model.fit`, validation passes included. With `settings.negatives`
+    the wall clock of `model.fit`, validation passes included. The model returned holds
+    Keras' layers only (`normalization.as_keras`). With `settings.negatives`
     the training images also hold that many non-digits per digit, labelled "not a digit",
     and with `settings.written` that many drawn and printed digits per MNIST digit;
     validation stays on MNIST's digits, so validation accuracies compare across versions.
@@ -85,7 +87,7 @@ def fit(
         callbacks=[EpochTimer(), *callbacks],
         verbose=verbose,
     )
-    return model, history.history
+    return as_keras(model), history.history
 
 
 def learning_rate(settings: Settings, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:

@@ -278,14 +278,17 @@ def staged_network(
 
 
 def convolution(filters: int, normalize: bool) -> list:
-    """A 3x3 convolution keeping the image size, then ReLU; with `normalize`, batch normalization between."""
+    """A 3x3 convolution keeping the image size, then ReLU; with `normalize`, batch normalization between
+    (Keras' own, trained through the fused kernel: `pipeline.training.normalization`)."""
     from keras import layers
+
+    from pipeline.training.normalization import FusedBatchNormalization
 
     if not normalize:
         return [layers.Conv2D(filters, 3, padding="same", activation="relu")]
     return [
         layers.Conv2D(filters, 3, padding="same", use_bias=False),
-        layers.BatchNormalization(momentum=0.9),
+        FusedBatchNormalization(momentum=0.9),
         layers.ReLU(),
     ]
 
