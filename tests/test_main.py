@@ -56,9 +56,9 @@ def test_without_fashion_mnist_the_readers_are_skipped_and_the_rest_runs(trackin
 def test_the_estimate_names_where_the_time_goes():
     said = main.estimate([6], [1, 2, 3, 4], full=True)
     assert said == (
-        "main: about 47 minutes on 2 cores (prep MNIST 0.5, prep Fashion-MNIST 0.5, version 6 28, version 1 1, "
+        "main: about 44 minutes on 2 cores (prep MNIST 0.5, prep Fashion-MNIST 0.5, version 6 25, version 1 1, "
         "version 2 2, version 3 13, version 4 1, promote 1); a Production model that reads people's images "
-        "is ready after about 30"
+        "is ready after about 26"
     )
 
 

@@ -2,12 +2,12 @@
 
 Keras 3's `BatchNormalization` computes a batch's mean and variance, the
 normalization and their gradients as separate element-wise ops, in float32
-even under mixed precision. On 2 cores that was two thirds of version 6's
-training step (52 ms of a batch of 128 in mixed bfloat16, 18 ms without
-normalization; BENCHMARKS.md). `FusedBatchNormalization` is that layer with
-its training step done by one kernel (`FusedBatchNormV3`), which keeps its
-statistics in float32: the same arithmetic, 23 ms a step. Inference, weights,
-config and the moving statistics' update are Keras' own.
+even under mixed precision. `FusedBatchNormalization` is that layer with its
+training step done by one kernel (`FusedBatchNormV3`), which keeps its
+statistics in float32: the same arithmetic, and on 2 cores half the time of an
+epoch of version 6's classifier (16-17 s instead of 34-35 s; BENCHMARKS.md,
+"Batch normalization in one fused kernel"). Inference, weights, config and the
+moving statistics' update are Keras' own.
 
 The networks a run saves and serves hold no layer of this project's:
 `as_keras` copies a trained network into Keras' `BatchNormalization`, weight

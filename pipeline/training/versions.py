@@ -214,8 +214,9 @@ def build_fast(
 ) -> keras.Model:
     """Three 3x3 convolutions, each halving the image, then one hidden layer.
 
-    No batch normalization by default: on two CPU cores it costs more time per
-    epoch than it gives back in two epochs (BENCHMARKS.md).
+    No batch normalization by default: on two CPU cores it cost more time per
+    epoch than it gave back in two epochs (BENCHMARKS.md; measured before it
+    trained in the fused kernel, `pipeline.training.normalization`).
     """
     from keras import Input, Sequential, layers
 
@@ -242,9 +243,10 @@ def build_best(
 ) -> keras.Model:
     """Three stages of a 3x3 convolution, each halving the image; batch normalization in the last two.
 
-    On two cores, normalizing the first stage's 28x28 maps takes 30 % of the
+    On two cores, normalizing the first stage's 28x28 maps took 30 % of the
     time of an epoch, and a second convolution per stage doubles it: within a
-    15-minute budget both cost more epochs than they give back (BENCHMARKS.md).
+    15-minute budget both cost more epochs than they give back (BENCHMARKS.md;
+    measured before normalization trained in the fused kernel).
     """
     return staged_network(filters1, filters2, filters3, dropout, CLASSES, "best", normalize_first)
 
