@@ -41,6 +41,7 @@ def training_step(layer, images):
 def test_a_training_step_is_keras_batch_normalization(precision, tolerance):
     images = np.random.default_rng(2).normal(3.0, 2.0, (8, 6, 6, 5)).astype(np.float32)
     reference, fused = layer_pair(precision)
+    _, _, start_mean, start_variance = reference.get_weights()
     expected_outputs, expected_gradients = training_step(reference, images)
     outputs, gradients = training_step(fused, images)
     assert outputs.dtype == expected_outputs.dtype
@@ -50,7 +51,6 @@ def test_a_training_step_is_keras_batch_normalization(precision, tolerance):
     # The moving statistics move as Keras' do: towards the batch's mean and its biased variance.
     np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), rtol=1e-5)
     np.testing.assert_allclose(fused.moving_variance.numpy(), reference.moving_variance.numpy(), rtol=1e-5)
-    _, _, start_mean, start_variance = layer_pair(precision)[0].get_weights()
     seen = tf.cast(tf.cast(images, fused.compute_dtype), tf.float64)  # what the layer got: bfloat16 in mixed precision
     batch = np.asarray(seen).reshape(-1, 5)
     np.testing.assert_allclose(fused.moving_mean.numpy(), 0.9 * start_mean + 0.1 * batch.mean(0), rtol=1e-5)
@@ -89,9 +89,9 @@ def test_a_network_without_fused_layers_is_returned_as_it_is():
 
 def test_fit_returns_keras_layers_only(mnist):
     settings = Settings.for_version(5, epochs=1, subset=600, validation=100, batch_size=100)
-    network, history = fit(settings, split(mnist, 100, 600), {"filters1": 4, "filters2": 4, "filters3": 4}, verbose=0)
+    splits = split(mnist, 100, 600)
+    network, history = fit(settings, splits, {"filters1": 4, "filters2": 4, "filters3": 4}, verbose=0)
     assert not any(isinstance(layer, FusedBatchNormalization) for layer in network.layers)
     assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in network.layers) == 2
-    validation = split(mnist, 100, 600)
-    accuracy = np.mean(network.predict_on_batch(validation.validation_images).argmax(1) == validation.validation_labels)
+    accuracy = np.mean(network.predict_on_batch(splits.validation_images).argmax(1) == splits.validation_labels)
     assert accuracy == pytest.approx(history["val_accuracy"][-1], abs=1e-6)

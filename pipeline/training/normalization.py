@@ -24,14 +24,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """Keras' batch normalization; over the channels of images, training runs the fused kernel."""
 
     def call(self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None) -> tf.Tensor:
-        fusable = len(inputs.shape) == 4 and self.axis in (-1, 3) and mask is None and not self.renorm
-        if not (training and self.trainable and fusable):
+        fusable = len(inputs.shape) == 4 and self.axis in (-1, 3) and self.center and self.scale
+        if not (training and self.trainable and fusable and mask is None and not self.renorm):
             return super().call(inputs, training=training, mask=mask)
-        channels = inputs.shape[-1]
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs,
-            self.gamma if self.scale else tf.ones([channels]),
-            self.beta if self.center else tf.zeros([channels]),
+            self.gamma,
+            self.beta,
             epsilon=self.epsilon,
             data_format="NHWC",
             is_training=True,
