@@ -9,8 +9,9 @@ this process, sends each payload from `--clients` concurrent clients (one
 kept-alive connection each) until `--requests` are answered or `--seconds` pass,
 whichever comes first; then it stops. The payloads: one MNIST array, one 28x28
 PNG, one photo of a handwritten digit (400x300 JPEG), one 640x480 JPEG photo, one
-640x480 photo of a six-digit number in number mode, and 64 MNIST arrays in one
-request. For each: requests/s (images/s for the 64), the median and 99th
+640x480 photo of a six-digit number in number mode, 64 MNIST arrays in one
+request, and 1 to 64 MNIST arrays in one request (every count, in turn). For
+each: requests/s (and images/s), the median and 99th
 percentile latency, errors, and the server's memory before and after. Then one
 request past each limit (too many images, too many bytes, too many pixels), with
 the time to its 4xx and whether the next request is answered normally.
@@ -18,7 +19,7 @@ the time to its 4xx and whether the next request is answered normally.
 The model is served twice side by side: with the serving code it was logged
 with, and with this checkout's `pipeline/serving` in its place (the networks
 are the same files), once per `--workers`. `--soak N` then sends N requests of
-one payload (`--soak-payload`, single arrays by default) to this checkout's code
+one payload (`--soak-payload`, single arrays by default) to each code in turn
 with one worker, and prints the server's memory before, after each tenth of
 them and at the end, to show whether it levels off.
 Prints Markdown tables, for BENCHMARKS.md. The clients share the machine with
@@ -50,7 +51,8 @@ from pipeline.data import datasets
 from pipeline.page import readers
 
 CODES = ("logged", "checkout")  # the serving code the model was logged with, and this checkout's
-PAYLOADS = ("array", "png", "photo", "colour-photo", "number", "64-arrays")  # each `Payload.key`, for --soak-payload
+# each `Payload.key`, for --soak-payload
+PAYLOADS = ("array", "png", "photo", "colour-photo", "number", "64-arrays", "1-64-arrays")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -76,7 +78,7 @@ class Payload:
     key: str  # one of PAYLOADS
     name: str
     bodies: list[bytes]  # JSON request bodies, sent in turn
-    images: int = 1  # per request
+    images: float = 1  # per request, on average
 
 
 def arrays(images: np.ndarray) -> bytes:
@@ -117,6 +119,7 @@ def payloads(seed: int, count: int = 40) -> list[Payload]:
     mnist = datasets.load(datasets.MNIST)
     rng = np.random.default_rng(seed)
     picks = [rng.integers(len(mnist.test_labels), size=64) for _ in range(count)]
+    sizes = range(1, 65)  # every count of images up to 64, one request each
     digits = [mnist.test_images[pick[0]] for pick in picks]
     return [
         Payload("array", "one MNIST array (1 x 28 x 28)", [arrays(digit[None]) for digit in digits]),
@@ -138,6 +141,12 @@ def payloads(seed: int, count: int = 40) -> list[Payload]:
             ],
         ),
         Payload("64-arrays", "64 MNIST arrays in one request", [arrays(mnist.test_images[pick]) for pick in picks], 64),
+        Payload(
+            "1-64-arrays",
+            "1 to 64 MNIST arrays in one request",
+            [arrays(mnist.test_images[rng.integers(len(mnist.test_labels), size=size)]) for size in sizes],
+            float(np.mean(sizes)),  # 32.5
+        ),
     ]
 
 
@@ -257,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(refusals))
         if args.soak:
             (soaked,) = [payload for payload in prepared if payload.key == args.soak_payload]
-            soak(with_serving_code(downloaded, "checkout", Path(scratch) / "soak"), soaked, args)
+            for code in args.code:
+                soak(with_serving_code(downloaded, code, Path(scratch) / "soak"), code, soaked, args)
 
 
 def measured(server: scoring_server.Server, payload: Payload, workers: int, args: argparse.Namespace) -> str:
@@ -286,8 +296,9 @@ def refused(server: scoring_server.Server, limits: list[tuple[str, bytes]], norm
     return rows
 
 
-def soak(model: Path, payload: Payload, args: argparse.Namespace) -> None:
-    """`args.soak` requests of `payload` in ten rounds, the server's memory measured after each."""
+def soak(model: Path, code: str, payload: Payload, args: argparse.Namespace) -> None:
+    """`args.soak` requests of `payload` to `model`, served with `code`, in ten rounds, the server's memory
+    measured after each."""
     rounds = [args.soak // 10 + (index < args.soak % 10) for index in range(10)]
     latencies, errors, seconds = [], 0, 0.0
     with scoring_server.running(str(model), 1) as server:
@@ -301,7 +312,8 @@ def soak(model: Path, payload: Payload, args: argparse.Namespace) -> None:
             seconds += result.seconds
             memory.append(server.memory())
     print(
-        f"\nSoak: {len(latencies):,} requests of {payload.name} in {seconds:,.0f} s from {args.clients} clients, "
+        f"\nSoak, {code} code: {len(latencies):,} requests of {payload.name} in {seconds:,.0f} s "
+        f"from {args.clients} clients, "
         f"{errors} errors, p50 {milliseconds(statistics.median(latencies))}; server memory "
         f"{megabytes(memory[0])} → {megabytes(memory[-1])} ({(memory[-1] - memory[0]) / memory[0]:+.1%}); "
         f"after each tenth: {', '.join(megabytes(value) for value in memory[1:])}"

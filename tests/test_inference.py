@@ -33,7 +33,60 @@ def test_the_serving_call_gives_what_keras_predict_gives(networks, mnist, count,
     expected = np.mean([net.predict(view, verbose=0) for net in networks[:count] for view in views], axis=0)
     found = model.average_probabilities(networks[:count], images, tta)
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(model.average_probabilities(networks[:count], images[:1], tta), expected[:1], atol=1e-6)
+    for size in (1, 9, 45):  # batches padded with blank images: the rows asked about are what they were
+        found = model.average_probabilities(networks[:count], images[:size], tta)
+        np.testing.assert_allclose(found, expected[:size], rtol=1e-4, atol=1e-6)
+
+
+class Recording:
+    """A network that records the batch shapes it is called on; each output row is its own image's first pixels."""
+
+    output_shape = (None, 3)
+
+    def __init__(self):
+        self.shapes = []
+
+    def predict_on_batch(self, batch):
+        self.shapes.append(batch.shape)
+        return batch.reshape(len(batch), -1)[:, :3]
+
+
+def test_networks_are_called_on_a_few_batch_sizes_and_answer_for_each_image():
+    network, images = Recording(), np.random.default_rng(0).random((1500, 28, 28), dtype=np.float32)
+    for count in range(1, 301):
+        np.testing.assert_array_equal(model.probabilities_of(network, images[:count]), images[:count, 0, :3])
+    sizes = {shape[0] for shape in network.shapes}
+    assert sizes == {
+        1,
+        2,
+        4,
+        8,
+        10,
+        12,
+        14,
+        16,
+        20,
+        24,
+        28,
+        32,
+        40,
+        48,
+        56,
+        64,
+        80,
+        96,
+        112,
+        128,
+        160,
+        192,
+        224,
+        256,
+        320,
+    }
+    assert {shape[1:] for shape in network.shapes} == {(28, 28)}
+    network.shapes.clear()
+    np.testing.assert_array_equal(model.probabilities_of(network, images), images[:, 0, :3])
+    assert network.shapes == [(1024, 28, 28), (512, 28, 28)]  # a chunk of 1024, then 476 padded
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ def test_the_serving_benchmark_measures_every_payload_and_limit(model_path, caps
     )
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split(" | ") for line in lines if line.startswith("| checkout | 1 |")]
-    loads, refusals = rows[:6], rows[6:]
+    loads, refusals = rows[: len(serving.PAYLOADS)], rows[len(serving.PAYLOADS) :]
     payloads = serving.payloads(0, count=1)
     assert [row[2] for row in loads] == [payload.name for payload in payloads]
     assert [payload.key for payload in payloads] == list(serving.PAYLOADS)  # each one --soak-payload can choose
@@ -20,6 +20,6 @@ def test_the_serving_benchmark_measures_every_payload_and_limit(model_path, caps
     assert len(refusals) == 3
     for row, limit in zip(refusals, ["limit of 256 per request", "limit of 32,000,000", "limit of 50,000,000"]):
         assert row[3] == "400" and limit in row[5] and row[6] == "200 |"
-    (soak,) = [line for line in lines if line.startswith("Soak:")]
-    assert soak.startswith("Soak: 12 requests of one 28x28 PNG in ") and ", 0 errors," in soak
+    (soak,) = [line for line in lines if line.startswith("Soak")]
+    assert soak.startswith("Soak, checkout code: 12 requests of one 28x28 PNG in ") and ", 0 errors," in soak
     assert len(soak.split("after each tenth: ")[1].split(", ")) == 10
