@@ -288,6 +288,24 @@ def test_a_broad_stroke_is_kept_whole(size):
     assert abs(height - 110) <= 4 and abs(width - 20) <= 6
 
 
+@pytest.mark.parametrize("squat", [1.0, 2.0, 3.0])  # width per height, as drawn
+def test_a_squat_digit_is_read_in_mnist_proportions(squat):
+    from pipeline.data import strokes
+
+    ink = strokes.draw(4, "closed", strokes.Pen((0.08, 0.08)), np.random.default_rng(2))
+    rows, columns = np.nonzero(ink > 0.5)
+    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    height = round(ink.shape[1] / squat)
+    squashed = np.asarray(Image.fromarray(ink).resize((ink.shape[1], height), Image.Resampling.BILINEAR))
+    result = images.to_mnist(drawn_on_paper(squashed, (200, 300)))
+    rows, columns = np.nonzero(result.image > 0.3)
+    width, tall = np.ptp(columns) + 1, np.ptp(rows) + 1
+    assert width <= 1.25 * tall + 2  # no wider for its height than 99 % of MNIST's digits
+    assert tall >= (12 if squat > 1.5 else 19)  # 20 x 7 for the squattest, left as drawn
+    x, y, box_width, box_height = result.box  # where it is in the photo: as drawn
+    assert abs(box_width - ink.shape[1]) <= 3 and abs(box_height - height) <= 3
+
+
 @pytest.mark.parametrize("digit, variant, count", [(8, "two loops", 2), (4, "closed", 1), (6, "curved", 1)])
 def test_a_bold_digit_keeps_its_holes(digit, variant, count):
     from pipeline.data import strokes

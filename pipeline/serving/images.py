@@ -14,7 +14,8 @@ into a grayscale Picture, reduced while it is decoded to about the working size
    than brightness (a dim photo's paper is still paper); made white-on-black;
 3. contrast: the strokes' brightness is stretched to 1, keeping the grey
    anti-aliased edges rather than binarizing, and faint paper texture is cut;
-4. crop to the ink's marks (dust left out), even out strokes far bolder or finer
+4. crop to the ink's marks (dust left out), narrow a digit far wider than any
+   of MNIST's are for their height, even out strokes far bolder or finer
    than MNIST's, downscale with an anti-aliasing filter to fit 20x20 keeping
    the aspect ratio, and centre by centre of mass in 28x28.
 
@@ -51,6 +52,7 @@ BOLDEST = 4.5  # box pixels: strokes bolder than this are thinned ...
 THINNED_WIDTH = 3.3  # ... to about this (MNIST's upper quartile)
 FINEST = 1.8  # and strokes finer than this thickened ...
 THICKENED_WIDTH = 2.4  # ... to about this (MNIST's lower quartile)
+WIDEST = 1.25  # width per height: one digit's ink wider than this is narrowed to it (so are 1.4 % of MNIST's)
 STRAY_MASS = 0.12  # of the heaviest digit's ink: a group of marks with less is not a digit
 
 
@@ -235,7 +237,7 @@ def to_mnist(gray: np.ndarray, scale: float = 1.0) -> Digit:
     """
     ink = ink_of(gray, scale)
     refuse_non_digits(ink.map, MAX_MARKS, "one digit")
-    return digit_from(ink, ink.map)
+    return digit_from(ink, ink.map, widest=WIDEST)
 
 
 def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
@@ -278,10 +280,13 @@ def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
     return [mask for mask, mass in zip(masks, masses) if mass >= heaviest * STRAY_MASS]
 
 
-def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0)) -> Digit:
+def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0), widest: float | None = None) -> Digit:
     """Step 4: crop `selected` (ink or part of it) to its marks, even out the strokes, fit in 20x20, centre in 28x28.
 
-    `selected` may be a part of the ink map whose top left corner is at `origin` (row, column) in it.
+    `selected` may be a part of the ink map whose top left corner is at `origin` (row, column) in it. With
+    `widest`, a crop wider than that for its height is narrowed to it: a squat 4 or 7 that some hands and
+    typefaces draw is read in MNIST's proportions. The pieces of numbers keep theirs, which tell one digit
+    from two (`pipeline.serving.segmentation`).
     """
     selected = without_specks(selected)
     rows, columns = np.flatnonzero(selected.any(axis=1)), np.flatnonzero(selected.any(axis=0))
@@ -289,6 +294,8 @@ def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0))
     crop = selected[top:bottom, left:right]
     if max(crop.shape) > STROKE_SCALE * BOX:
         crop = fit_in(crop, STROKE_SCALE * BOX)
+    if widest and crop.shape[1] > widest * crop.shape[0]:
+        crop = resized(crop, (round(widest * crop.shape[0]), crop.shape[0]))
     box = tuple(
         int(round(value / ink.scale)) for value in (origin[1] + left, origin[0] + top, right - left, bottom - top)
     )
