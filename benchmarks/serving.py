@@ -13,8 +13,9 @@ PNG, one photo of a handwritten digit (400x300 JPEG), one 640x480 JPEG photo, on
 request, and 1 to 64 MNIST arrays in one request (every count, in turn). For
 each: requests/s (and images/s), the median and 99th
 percentile latency, errors, and the server's memory before and after. Then one
-request past each limit (too many images, too many bytes, too many pixels), with
-the time to its 4xx and whether the next request is answered normally.
+request past each limit (too many images, too many bytes, too many pixels, and
+as many arrays as the bytes limit holds), with the time to its 4xx, whether the
+next request is answered normally, and the server's memory after.
 
 The model is served twice side by side: with the serving code it was logged
 with, and with this checkout's `pipeline/serving` in its place (the networks
@@ -207,11 +208,13 @@ def load(url: str, bodies: list[bytes], clients: int, requests: int, seconds: fl
 
 
 def past_the_limits(seed: int) -> list[tuple[str, bytes]]:
-    """One request past each of the served model's limits."""
+    """One request past each of the served model's limits; the last, arrays in as many bytes as the images'
+    limit allows, shows what the scoring server spends parsing a request before the model can count it."""
     from pipeline.serving import images, model
 
     rng = np.random.default_rng(seed)
     too_many = arrays(rng.integers(0, 256, (model.MAX_IMAGES + 1, 28, 28)).astype(np.float64))
+    heavy = model.MAX_IMAGE_BYTES // (len(too_many) // (model.MAX_IMAGES + 1))
     side = int(np.sqrt(images.MAX_PIXELS)) + 100
     buffer = io.BytesIO()
     Image.new("L", (side, side), 255).save(buffer, "PNG")  # small on disk, too many pixels
@@ -219,6 +222,7 @@ def past_the_limits(seed: int) -> list[tuple[str, bytes]]:
         (f"{model.MAX_IMAGES + 1} arrays", too_many),
         (f"{model.MAX_IMAGE_BYTES:,} bytes of images, and 4", files([b"\0" * (3 * model.MAX_IMAGE_BYTES // 4 + 3)])),
         (f"a {side} x {side} PNG", files([buffer.getvalue()])),
+        (f"{heavy:,} arrays", arrays(rng.integers(0, 256, (heavy, 28, 28)).astype(np.float64))),
     ]
 
 
@@ -261,8 +265,8 @@ def main(argv: list[str] | None = None) -> None:
                     for payload in prepared:
                         print(f"| {code} | {workers} | {measured(server, payload, workers, args)} |", flush=True)
                     refusals += [f"| {code} | {workers} | {row} |" for row in refused(server, limits, prepared[0])]
-        print("\n| serving code | workers | request | status | answered in | message | next request |")
-        print("|---|---:|---|---:|---:|---|---:|")
+        print("\n| serving code | workers | request | body | status | answered in | message | next request | memory |")
+        print("|---|---:|---|---:|---:|---:|---|---:|---:|")
         print("\n".join(refusals))
         if args.soak:
             (soaked,) = [payload for payload in prepared if payload.key == args.soak_payload]
@@ -292,7 +296,11 @@ def refused(server: scoring_server.Server, limits: list[tuple[str, bytes]], norm
         status, answer = send(server.url, body)
         took = time.perf_counter() - start
         next_status, _ = send(server.url, normal.bodies[0])
-        rows.append(f"{name} | {status} | {milliseconds(took)} | {readers.reason_in(answer)[:90]} | {next_status}")
+        reason = readers.reason_in(answer)[:90]
+        rows.append(
+            f"{name} | {len(body) / 2**20:,.1f} MB | {status} | {milliseconds(took)} | {reason} | {next_status} "
+            f"| {megabytes(server.memory())}"
+        )
     return rows
 
 

@@ -17,9 +17,10 @@ def test_the_serving_benchmark_measures_every_payload_and_limit(model_path, caps
     assert [row[2] for row in loads] == [payload.name for payload in payloads]
     assert [payload.key for payload in payloads] == list(serving.PAYLOADS)  # each one --soak-payload can choose
     assert all(float(row[3].replace(",", "")) > 0 and row[7] == "0" for row in loads)  # answered, no errors
-    assert len(refusals) == 3
-    for row, limit in zip(refusals, ["limit of 256 per request", "limit of 32,000,000", "limit of 50,000,000"]):
-        assert row[3] == "400" and limit in row[5] and row[6] == "200 |"
+    limits = ["limit of 256 per request", "limit of 32,000,000", "limit of 50,000,000", "limit of 256 per request"]
+    assert len(refusals) == len(limits)
+    for row, limit in zip(refusals, limits):
+        assert row[4] == "400" and limit in row[6] and row[7] == "200" and row[8].endswith(" MB |")
     (soak,) = [line for line in lines if line.startswith("Soak")]
     assert soak.startswith("Soak, checkout code: 12 requests of one 28x28 PNG in ") and ", 0 errors," in soak
     assert len(soak.split("after each tenth: ")[1].split(", ")) == 10
