@@ -300,8 +300,8 @@ def test_a_squat_digit_is_read_in_mnist_proportions(squat):
     result = images.to_mnist(drawn_on_paper(squashed, (200, 300)))
     rows, columns = np.nonzero(result.image > 0.3)
     width, tall = np.ptp(columns) + 1, np.ptp(rows) + 1
-    assert width <= 1.25 * tall + 2  # no wider for its height than 99 % of MNIST's digits
-    assert tall >= (12 if squat > 1.5 else 19)  # 20 x 7 for the squattest, left as drawn
+    assert width <= 1.25 * tall + 2  # no wider for its height than 98.6 % of MNIST's digits
+    assert tall >= (12 if squat > 1.5 else 19)  # the squattest would fill 20 x 7 in its own proportions
     x, y, box_width, box_height = result.box  # where it is in the photo: as drawn
     assert abs(box_width - ink.shape[1]) <= 3 and abs(box_height - height) <= 3
 

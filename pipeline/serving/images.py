@@ -14,8 +14,8 @@ into a grayscale Picture, reduced while it is decoded to about the working size
    than brightness (a dim photo's paper is still paper); made white-on-black;
 3. contrast: the strokes' brightness is stretched to 1, keeping the grey
    anti-aliased edges rather than binarizing, and faint paper texture is cut;
-4. crop to the ink's marks (dust left out), narrow a digit far wider than any
-   of MNIST's are for their height, even out strokes far bolder or finer
+4. crop to the ink's marks (dust left out), narrow one digit wider for its
+   height than nearly all of MNIST's, even out strokes far bolder or finer
    than MNIST's, downscale with an anti-aliasing filter to fit 20x20 keeping
    the aspect ratio, and centre by centre of mass in 28x28.
 
