@@ -4,7 +4,7 @@
 
 Loads the model in this process and calls its classifiers and piece network on
 one batch of random images of every size from 1 to `--sizes`: first as the
-served model calls them (`probabilities`, each batch padded to its bucket,
+served model calls them (`probabilities_of`, each batch padded to its bucket,
 `pipeline.serving.model.bucket`), then each network on the batch as it is
 (`predict_on_batch`, no padding). Prints the process's resident memory before,
 after each, and the batch shapes each way ran on: what TensorFlow keeps for
@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"`{args.model}`: {len(networks)} networks, batches of 1 to {args.sizes} images")
     print(f"loaded: {megabytes()}")
     for batch in batches:
-        recognizer.probabilities(batch)
-        if recognizer.pieces is not None:
-            recognizer.piece_probabilities(batch)
+        for network in networks:
+            model.probabilities_of(network, batch)
     padded = len({model.bucket(len(batch)) for batch in batches})
     print(f"called as served, padded to {padded} batch sizes: {megabytes()}")
     for batch in batches:
