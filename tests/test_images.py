@@ -315,6 +315,22 @@ def test_a_bold_digit_keeps_its_holes(digit, variant, count):
     assert holes(images.to_mnist(drawn_on_paper(ink, (200, 160))).image) == count
 
 
+def test_bold_strokes_are_thinned_to_about_mnists_width():
+    from pipeline.data import strokes
+
+    thinned = []
+    for pen in (0.28, 0.3, 0.33, 0.36, 0.4):  # of the digit's height: 4.8 to 7.2 pixels of 20
+        for digit, variant in ((0, "oval"), (8, "two loops"), (4, "closed")):
+            ink = strokes.draw(digit, variant, strokes.Pen((pen, pen)), np.random.default_rng(1))
+            rows, columns = np.nonzero(ink > 0.5)
+            crop = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+            assert images.stroke_width(crop) * images.BOX / max(crop.shape) > images.BOLDEST
+            out = images.normal_strokes(crop)
+            thinned.append(images.stroke_width(out) * images.BOX / max(out.shape))
+    # Thinned by whole pixels on each side of a crop about 105 high: 0.38 of a box pixel for each, so not exactly.
+    assert abs(np.mean(thinned) - images.THINNED_WIDTH) < 0.2
+
+
 @pytest.mark.parametrize("light", ["a dim photo", "light falling off across the page", "a vignette"])
 def test_the_light_on_the_paper_is_not_ink(digits, light):
     page = on_paper(digits[1], size=(300, 300), at=(60, 80), scale=5, gradient=0.0)

@@ -336,7 +336,7 @@ def normal_strokes(crop: np.ndarray) -> np.ndarray:
     per_box = BOX / max(crop.shape)  # box pixels per crop pixel
     width = stroke_width(crop) * per_box
     if width > BOLDEST:
-        radius, change = int((width - THINNED_WIDTH) / per_box / 2), ndimage.grey_erosion
+        radius, change = round((width - THINNED_WIDTH) / per_box / 2), ndimage.grey_erosion
     elif 0 < width < FINEST:
         radius, change = round((THICKENED_WIDTH - width) / per_box / 2), ndimage.grey_dilation
     else:
