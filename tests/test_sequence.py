@@ -173,7 +173,7 @@ def seventy(mnist):
     return images.Picture(1 - ink)
 
 
-def test_the_reader_answers_where_it_counts_other_digits_than_segmentation_or_is_sure_of_each(mnist):
+def test_the_reader_answers_where_it_counts_other_digits_than_segmentation_and_reads_each_digit_besides(mnist):
     asked = []
 
     def classifier(batch):
@@ -194,10 +194,15 @@ def test_the_reader_answers_where_it_counts_other_digits_than_segmentation_or_is
     modes = ["number", "number", "digit"]
     alone = reading.answers(pictures, modes, classifier)
     assert alone[0]["number"] == "77"  # segmentation, whatever the classifier reads, finds two digits
-    agreeing = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2]))
-    assert agreeing == alone and asked == [2]  # as many digits: segmentation's answer and boxes stand
-    sure = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2], sure=0.99))
-    assert sure[0]["number"] == "12"  # unless the reader is surer of every digit than READER_SURE
+    # As many digits: each read by both, with segmentation's boxes. The classifier is 91 % sure of 7.
+    agreeing = reading.answers(pictures, modes, classifier, lines_of=reading_as([7, 7]))
+    assert agreeing[0]["number"] == "77" and asked == [2]
+    assert [digit["box"] for digit in agreeing[0]["digits"]] == [digit["box"] for digit in alone[0]["digits"]]
+    disagreeing = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2]))
+    assert disagreeing[0]["rejected"]  # 7 at 91 % against 1 at 91 %: 35 % sure of either
+    assert disagreeing[0]["reason"].startswith("digit 1 of 2: confidence 35%")
+    surer = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2], sure=0.999))
+    assert surer[0]["number"] == "12"  # 7 at 91 % against 1 at 99.9 %: 85 % sure of the 1
     counting_three = reading.answers(pictures, modes, classifier, lines_of=reading_as([1, 2, 3]))
     assert [answer["number"] for answer in counting_three[:2]] == ["123", "123"]
     boxes = [digit["box"] for digit in counting_three[0]["digits"]]

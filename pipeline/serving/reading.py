@@ -22,8 +22,10 @@ each number twice: by segmentation, whose cuts give each digit its own box,
 and whole by the reader, which needs no cut. Where they count differently,
 digits ran into each other or a cut split one, and the reader's answer is
 given, each digit's probabilities those of the frame it was surest of there.
-Where both find as many digits, the segmentation's answer stands, with its
-boxes, unless the reader is surer than `READER_SURE` of every digit it read.
+Where both find as many digits, each digit is read from both, segmentation's
+and the reader's probabilities joined by their geometric mean (`agreed`), with
+segmentation's boxes: where they disagree, the digit is only as sure as both
+allow.
 """
 
 from __future__ import annotations
@@ -35,9 +37,6 @@ import numpy as np
 from pipeline.serving import images, segmentation, sequence
 
 DEFAULT_THRESHOLD = 0.5
-# Where the sequence reader and segmentation count as many digits, the reader's answer is given only when
-# it is at least this sure of its least sure digit (chosen on the development sets; BENCHMARKS.md).
-READER_SURE = 0.95
 MODES = ("digit", "number")
 DIGITS = 10  # columns 0-9 are the digits; a network with a reject class has an 11th, "not a digit"
 
@@ -95,6 +94,13 @@ def among_digits(probabilities: Sequence[float]) -> np.ndarray:
     """The probabilities of the ten digits given that the image is one."""
     digits = np.asarray(probabilities[:DIGITS], dtype=np.float64)
     return digits / digits.sum()
+
+
+def agreed(rows: Sequence[Sequence[float]], frames: np.ndarray) -> list[np.ndarray]:
+    """Each digit's probabilities among the ten from two readings of it: segmentation's `rows` and the sequence
+    reader's `frames` at the digits it read, one each; their geometric mean, summing to 1."""
+    joined = [np.sqrt(np.maximum(among_digits(row) * among_digits(frame), 1e-24)) for row, frame in zip(rows, frames)]
+    return [row / row.sum() for row in joined]
 
 
 def refusal(reason: str, mode: str) -> dict:
@@ -169,9 +175,12 @@ def readings(
             if line is not None:
                 frames = next(line_frames)
                 where = sequence.digit_frames(frames)
-                if where and (len(where) != len(chosen) or min(frames[where].max(axis=1)) >= READER_SURE):
+                if where and len(where) != len(chosen):
                     answer = number_answer([frames[frame] for frame in where], line.boxes(where), threshold)
                     digits = []
+                elif where:
+                    both = agreed([seen[index] for index in chosen], frames[where])
+                    answer = number_answer(both, [digit.box for digit in digits], threshold)
             results.append((answer, digits))
     return results
 
