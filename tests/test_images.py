@@ -373,3 +373,22 @@ def test_a_sliver_of_an_image_is_refused_in_words(shape):
     page[shape[0] // 2, shape[1] // 2] = 0.0
     with pytest.raises(images.NotADigit):
         images.to_mnist(page)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (2, 2), (3, 9), (40, 300), (200, 50)])
+def test_the_3x3_median_is_scipys(shape):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(sum(shape))
+    noise = rng.random(shape).astype(np.float32)
+    for image in noise, np.round(noise * 3) / 3, noise * (noise > 0.7):  # ties and flat runs too
+        assert np.array_equal(images.median_3x3(image), ndimage.median_filter(image, size=3))
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 8, 1000, 1001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_median_is_numpys_to_the_bit(count, dtype):
+    values = np.random.default_rng(count).normal(size=count).astype(dtype)
+    for sample in values, np.round(values, 1), values.reshape(1, -1):
+        assert images.median(sample) == np.median(sample)
+        assert images.median(sample).dtype == np.median(sample).dtype

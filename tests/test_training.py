@@ -1,11 +1,17 @@
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from pipeline.analysis.evaluation import Evaluation
 from pipeline.data.datasets import Arrays
+from pipeline.tracking.run import made_in_background
 from pipeline.training.loop import fit, learning_rate, loss
 from pipeline.training.settings import Settings, SettingsError, resolved_architecture
-from pipeline.training.splits import split
+from pipeline.training.splits import additions, split
+from pipeline.training.versions import CLASSES
 
 
 def small_arrays(n_train=100, n_test=20):
@@ -150,3 +156,26 @@ def test_augmented_training_is_repeatable(mnist):
     first, again, other = history(0), history(0), history(1)
     assert first["loss"] == again["loss"] and first["val_accuracy"] == again["val_accuracy"]
     assert first["loss"] != other["loss"]
+
+
+def test_a_recipes_additions_are_its_non_digits_then_its_drawn_and_printed_digits(fashion):
+    settings = Settings.for_version(6, seed=3)  # 15,000 non-digits and 11,000 written digits per 55,000
+    images, labels = additions(settings, digits=550)
+    assert images.shape == (260, 28, 28) and images.dtype == np.float32 and labels.dtype == np.uint8
+    assert (labels[:150] == CLASSES).all() and (labels[150:] < CLASSES).all()
+    again, again_labels = additions(settings, digits=550)
+    assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
+
+
+def test_each_member_gets_in_the_background_what_it_would_make_itself(mnist, fashion):
+    splits = split(mnist, validation=500, subset=2000)
+    settings = Settings.for_version(6, seed=1, subset=2000, validation=500, members=2, pieces=0.0)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        added, made_pieces = made_in_background(pool, settings, splits)
+        made = [future.result() for future in added]
+    assert made_pieces is None and len(made) == 2
+    for (images, labels), seed in zip(made, settings.member_seeds(), strict=True):
+        own_images, own_labels = additions(replace(settings, seed=seed), len(splits.train_labels))
+        assert np.array_equal(images, own_images) and np.array_equal(labels, own_labels)
+    assert not np.array_equal(made[0][0], made[1][0])

@@ -129,3 +129,17 @@ def test_a_network_trained_on_mnist_reads_the_written_digits(reader):
     """The labels are the digits drawn: MNIST's own network, which never saw these styles, mostly agrees."""
     for made, labels in drawn_and_printed(300, seed=5):
         assert (reader(made).argmax(axis=1) == labels).mean() >= 0.8
+
+
+def test_a_pens_dabs_traced_together_leave_what_they_leave_one_by_one():
+    rng = np.random.default_rng(0)
+    rows, columns = np.mgrid[0 : strokes.CANVAS, 0 : strokes.CANVAS]
+    # A wandering path that runs off the canvas and back, the pen's radius changing along it.
+    path = np.cumsum(rng.normal(0, 2.5, (100, 2)), axis=0) + (5, 60)
+    radii = rng.uniform(0.6, 9.0, len(path))
+    one_by_one = np.zeros(rows.shape, np.float32)
+    for (x, y), radius in zip(path, radii):
+        distance = np.hypot(rows - y, columns - x)
+        one_by_one = np.maximum(one_by_one, np.clip(radius + 0.5 - distance, 0, 1)).astype(np.float32)
+    traced = strokes.traced(path, radii, rows, columns)
+    assert traced.dtype == np.float32 and np.array_equal(traced, one_by_one)

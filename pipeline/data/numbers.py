@@ -30,7 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+from scipy import ndimage
 
 from pipeline.serving import images, segmentation, sequence
 
@@ -63,9 +64,10 @@ def composed(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     picture = Image.fromarray((row * 255).astype(np.uint8)).resize(
         (round(row.shape[1] * factor), round(row.shape[0] * factor)), Image.Resampling.BICUBIC
     )
+    ink = np.asarray(picture)
     if rng.random() < 0.4:  # a bolder pen
-        picture = picture.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5]))))
-    ink = np.asarray(picture, np.float32) / 255 * rng.uniform(0.6, 0.95)
+        ink = ndimage.maximum_filter(ink, int(rng.choice([3, 5])))
+    ink = ink.astype(np.float32) / 255 * rng.uniform(0.6, 0.95)
     gray = np.clip(1 - ink + rng.normal(0, 0.02, ink.shape), 0, 1).astype(np.float32)
     return gray, [(left * factor, right * factor) for left, right in spans], MNIST_INK * factor
 

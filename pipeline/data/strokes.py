@@ -122,6 +122,7 @@ TEMPLATES: dict[int, dict[str, list[Stroke]]] = {
 
 CANVAS = 112  # pixels a side; the digit is drawn about 80 high
 HEIGHT = 80
+DABS_AT_ONCE = 8  # a pen's dabs traced together (`traced`)
 
 
 @dataclass(frozen=True)
@@ -196,15 +197,21 @@ def draw(digit: int, variant: str, pen: Pen, rng: np.random.Generator) -> np.nda
 
 
 def traced(path: np.ndarray, radii: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """The ink a round pen of varying radius leaves along `path` (x, y): 1 inside, a one-pixel soft edge."""
+    """The ink a round pen of varying radius leaves along `path` (x, y): 1 inside, a one-pixel soft edge.
+
+    The dabs are traced `DABS_AT_ONCE` at a time on the rectangle that holds them: a dab inks nothing
+    further than a pixel past its radius, so what it gives the rest of the rectangle is cut to 0."""
     ink = np.zeros(rows.shape, np.float32)
-    for (x, y), radius in zip(path, radii):
-        top, bottom = max(0, int(y - radius - 1)), min(rows.shape[0], int(y + radius + 2))
-        left, right = max(0, int(x - radius - 1)), min(rows.shape[1], int(x + radius + 2))
+    for start in range(0, len(path), DABS_AT_ONCE):
+        (x, y), radius = path[start : start + DABS_AT_ONCE].T, radii[start : start + DABS_AT_ONCE]
+        top, bottom = max(0, int((y - radius).min() - 1)), min(rows.shape[0], int((y + radius).max() + 2))
+        left, right = max(0, int((x - radius).min() - 1)), min(rows.shape[1], int((x + radius).max() + 2))
         if top >= bottom or left >= right:
             continue
+        x, y, radius = x[:, None, None], y[:, None, None], radius[:, None, None]
         distance = np.hypot(rows[top:bottom, left:right] - y, columns[top:bottom, left:right] - x)
-        ink[top:bottom, left:right] = np.maximum(ink[top:bottom, left:right], np.clip(radius + 0.5 - distance, 0, 1))
+        dabs = np.clip(radius + 0.5 - distance, 0, 1).max(axis=0)
+        ink[top:bottom, left:right] = np.maximum(ink[top:bottom, left:right], dabs)
     return ink
 
 

@@ -27,6 +27,7 @@ marks.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,13 +186,32 @@ def within_height(ink: Ink, rows: int) -> Ink:
 
 def brightest_stroke(ink: np.ndarray) -> float:
     """The brightest ink but for specks: the highest 3x3 median, looked for only near the brighter pixels."""
-    from scipy import ndimage
-
     rows, columns = np.nonzero(ink > 0.3 * float(ink.max(initial=0)))
     if not len(rows):
         return 0.0
     near = ink[max(rows.min() - 1, 0) : rows.max() + 2, max(columns.min() - 1, 0) : columns.max() + 2]
-    return float(ndimage.median_filter(near, size=3).max())
+    return float(median_3x3(near).max())
+
+
+def median_3x3(image: np.ndarray) -> np.ndarray:
+    """`scipy.ndimage.median_filter(image, size=3)`, the same values ten times as fast. With each column
+    of three sorted, the median of nine is the middle one of the highest low, the middle middle and the
+    lowest high of its three columns (borders mirrored, as scipy's)."""
+    padded = np.pad(image, 1, mode="symmetric")
+    above, centre, below = padded[:-2], padded[1:-1], padded[2:]
+    low = np.minimum(np.minimum(above, centre), below)
+    middle = middle_of(above, centre, below)
+    high = np.maximum(np.maximum(above, centre), below)
+
+    def columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return values[:, :-2], values[:, 1:-1], values[:, 2:]
+
+    return middle_of(np.maximum.reduce(columns(low)), middle_of(*columns(middle)), np.minimum.reduce(columns(high)))
+
+
+def middle_of(first: np.ndarray, second: np.ndarray, third: np.ndarray) -> np.ndarray:
+    """The middle value of three, element by element."""
+    return np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
 
 
 def paper_of(gray: np.ndarray) -> np.ndarray:
@@ -206,12 +226,9 @@ def paper_of(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     factor = max(1.0, max(height, width) / PAPER_SAMPLES)
     sample = resized(gray, (max(1, round(width / factor)), max(1, round(height / factor))), Image.Resampling.BOX)
-    # Coordinates from -0.5 to 0.5 across the image, at pixel centres: the same surface at any size.
-    y, x = ((np.arange(side) + 0.5) / side - 0.5 for side in sample.shape)
-    y, x = np.meshgrid(y, x, indexing="ij")
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    design = quadratic_terms(sample.shape)
     values = sample.ravel().astype(np.float64)
-    coefficients = np.array([np.median(values), 0, 0, 0, 0, 0])  # the paper is most of the image
+    coefficients = np.array([median(values), 0, 0, 0, 0, 0])  # the paper is most of the image
     for _ in range(PAPER_ROUNDS):
         residual = values - design @ coefficients
         keep = np.abs(residual) <= 3 * noise_of(residual) + PAPER_TOLERANCE
@@ -225,9 +242,29 @@ def paper_of(gray: np.ndarray) -> np.ndarray:
     return c[0] + c[1] * x + c[3] * x * x + y * (c[2] + c[4] * x + c[5] * y)
 
 
+@functools.lru_cache(maxsize=64)
+def quadratic_terms(shape: tuple[int, int]) -> np.ndarray:
+    """The terms of `paper_of`'s surface at each pixel of an image of `shape`, one row per pixel (read-only)."""
+    # Coordinates from -0.5 to 0.5 across the image, at pixel centres: the same surface at any size.
+    y, x = ((np.arange(side) + 0.5) / side - 0.5 for side in shape)
+    y, x = np.meshgrid(y, x, indexing="ij")
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    terms.flags.writeable = False
+    return terms
+
+
 def noise_of(values: np.ndarray) -> float:
     """The spread of the paper's pixels around their level: a robust standard deviation (1.4826 x MAD)."""
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+    return float(1.4826 * median(np.abs(values - median(values))))
+
+
+def median(values: np.ndarray) -> np.floating:
+    """`np.median(values)`, the same value without its overhead, which is most of the time on small arrays."""
+    flat, half = values.ravel(), values.size // 2
+    if values.size % 2:
+        return np.partition(flat, half)[half]
+    low, high = np.partition(flat, (half - 1, half))[half - 1 : half + 1]
+    return (low + high) / 2
 
 
 def to_mnist(gray: np.ndarray, scale: float = 1.0) -> Digit:

@@ -9,8 +9,11 @@ often a reject class says no, and the model itself, logged and registered.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import tempfile
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from pipeline.tracking import lineage, logged_model, tags
 from pipeline.training import pieces, sequence_reader, versions
 from pipeline.training.loop import fit
 from pipeline.training.settings import Settings, resolved_architecture
-from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, split
+from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, additions, split
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +82,16 @@ def train_tracked(
     )
     lineage.log_splits(dataset, splits)
 
-    started = time.perf_counter()
-    networks, history = fit_members(settings, splits, layers)
-    train_seconds = time.perf_counter() - started
+    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
+    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn)
+    try:
+        added, made_pieces = made_in_background(pool, settings, splits)
+        started = time.perf_counter()
+        networks, history = fit_members(settings, splits, layers, added)
+        train_seconds = time.perf_counter() - started
+        training_pieces = made_pieces.result() if made_pieces else None
+    finally:
+        pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
     mlflow.log_metric("train_seconds", train_seconds)
     mlflow.log_param("parameters", sum(network.count_params() for network in networks))
     title = f"version {version.number} ({version.name})"
@@ -108,7 +118,7 @@ def train_tracked(
         log_rejection(networks, splits, settings.seed, temperature)
     piece_network = None
     if settings.pieces:
-        piece_network, piece_metrics = pieces.train(splits, settings.pieces, settings.seed)
+        piece_network, piece_metrics = pieces.train(splits, settings.pieces, settings.seed, training_pieces)
         mlflow.log_metrics(piece_metrics)
     reader_network = None
     if settings.sequence_reader:
@@ -131,19 +141,44 @@ def train_tracked(
     return Outcome(networks, history, val_accuracy, train_seconds, result, model_version)
 
 
-def fit_members(settings: Settings, splits: Splits, layers: dict) -> tuple[list[keras.Model], dict]:
-    """Train the version's networks, one per member seed; return them and the first one's history.
+def made_in_background(
+    pool: ProcessPoolExecutor, settings: Settings, splits: Splits
+) -> tuple[list[Future | None], Future | None]:
+    """Start making what the networks train on besides MNIST's digits, each in a process of the pool: each
+    member's non-digits and written digits (`splits.additions`), and the piece network's pieces. One core
+    makes each, so both cores are busy; the first member's come first, and it trains while the rest are made.
+    """
+    members = [replace(settings, seed=seed) for seed in settings.member_seeds()]
+    wanted = bool(settings.negatives or settings.written)
+    digits = len(splits.train_labels)
+    added = [pool.submit(additions, members[0], digits) if wanted else None]
+    made_pieces = None
+    if settings.pieces:
+        made_pieces = pool.submit(pieces.training_pieces, splits, settings.pieces, settings.seed)
+    added += [pool.submit(additions, member, digits) if wanted else None for member in members[1:]]
+    return added, made_pieces
+
+
+def fit_members(
+    settings: Settings, splits: Splits, layers: dict, added: list[Future | None]
+) -> tuple[list[keras.Model], dict]:
+    """Train the version's networks, one per member seed, each on MNIST's digits and what is `added` for it
+    (`made_in_background`); return them and the first one's history.
 
     With several members each logs its epoch metrics under `member_<k>/`, so that
     the run's own `val_accuracy` can be the average's.
     """
     networks, histories = [], []
-    for number, seed in enumerate(settings.member_seeds(), start=1):
+    for number, (seed, made) in enumerate(zip(settings.member_seeds(), added), start=1):
         prefix = f"member_{number}/" if settings.members > 1 else ""
         if settings.members > 1:
             log.info("member %d of %d: seed %d", number, settings.members, seed)
         network, history = fit(
-            replace(settings, seed=seed), splits, architecture=layers, callbacks=[EpochMetrics(prefix)]
+            replace(settings, seed=seed),
+            splits,
+            architecture=layers,
+            callbacks=[EpochMetrics(prefix)],
+            prepared=made.result() if made else None,
         )
         networks.append(network)
         histories.append(history)

@@ -25,7 +25,7 @@ from pipeline.training import versions
 from pipeline.training.augmentation import augment
 from pipeline.training.normalization import as_keras
 from pipeline.training.settings import Settings, SettingsError
-from pipeline.training.splits import Splits, with_negatives, with_written
+from pipeline.training.splits import Splits, additions, with_additions
 
 
 def fit(
@@ -34,6 +34,7 @@ def fit(
     architecture: dict | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str | None = None,
+    prepared: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, dict]:
     """Build, compile and train the version's model; return it with its per-epoch history.
 
@@ -42,14 +43,15 @@ def fit(
     the wall clock of `model.fit`, validation passes included. The model returned holds
     Keras' layers only (`normalization.as_keras`). With `settings.negatives`
     the training images also hold that many non-digits per digit, labelled "not a digit",
-    and with `settings.written` that many drawn and printed digits per MNIST digit;
-    validation stays on MNIST's digits, so validation accuracies compare across versions.
+    and with `settings.written` that many drawn and printed digits per MNIST digit
+    (`splits.additions`, made here unless the caller `prepared` them); validation stays on
+    MNIST's digits, so validation accuracies compare across versions.
     """
     version = versions.get(settings.version)
-    if settings.negatives:
-        splits = with_negatives(splits, settings.negatives, settings.seed)
-    if settings.written:
-        splits = with_written(splits, settings.written, settings.seed)
+    if settings.negatives or settings.written:
+        splits = with_additions(
+            splits, prepared if prepared is not None else additions(settings, len(splits.train_labels))
+        )
     # Same seed, same weights, same batches, same kernels: the same metrics twice.
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()

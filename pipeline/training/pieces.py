@@ -51,19 +51,32 @@ def build() -> keras.Model:
     )
 
 
-def train(splits: Splits, per_digit: float, seed: int) -> tuple[keras.Model, dict]:
-    """The piece network trained on `per_digit` composed numbers per training digit, and its metrics:
-    training time, pieces seen, and accuracy on pieces of numbers composed from the validation digits."""
+def training_pieces(splits: Splits, per_digit: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the piece network trains on: the labelled pieces of `per_digit` composed numbers per training
+    digit, and whole MNIST digits."""
+    handwriting = (splits.train_images, splits.train_labels)  # MNIST's: `fit` adds the rest, not `split`
+    sources = [handwriting, strokes.sample(DRAWN, seed), typefaces.sample(PRINTED, seed)]
+    images, labels = numbers.pieces(composed_count(splits, per_digit), seed, sources, SHARES)
+    whole = np.random.default_rng(seed).permutation(len(handwriting[1]))[:WHOLE_DIGITS]
+    return np.concatenate([images, handwriting[0][whole]]), np.concatenate([labels, handwriting[1][whole]])
+
+
+def composed_count(splits: Splits, per_digit: float) -> int:
+    return max(1, round(per_digit * len(splits.train_labels)))
+
+
+def train(
+    splits: Splits, per_digit: float, seed: int, prepared: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[keras.Model, dict]:
+    """The piece network trained on `per_digit` composed numbers per training digit (`training_pieces`, or
+    `prepared` where the caller made them beforehand), and its metrics: training time (making the pieces
+    included where they are made here), pieces seen, and accuracy on pieces of numbers composed from the
+    validation digits."""
     import keras
 
     started = time.perf_counter()
-    handwriting = (splits.train_images, splits.train_labels)  # MNIST's: `fit` adds the rest, not `split`
-    count = max(1, round(per_digit * len(handwriting[1])))
-    sources = [handwriting, strokes.sample(DRAWN, seed), typefaces.sample(PRINTED, seed)]
-    images, labels = numbers.pieces(count, seed, sources, SHARES)
-    whole = np.random.default_rng(seed).permutation(len(handwriting[1]))[:WHOLE_DIGITS]
-    images = np.concatenate([images, handwriting[0][whole]])
-    labels = np.concatenate([labels, handwriting[1][whole]])
+    images, labels = prepared if prepared is not None else training_pieces(splits, per_digit, seed)
+    count = composed_count(splits, per_digit)
 
     keras.utils.set_random_seed(seed)
     network = build()

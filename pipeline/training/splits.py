@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.data import datasets, negatives, strokes, typefaces
-from pipeline.training.settings import SettingsError
+from pipeline.training.settings import Settings, SettingsError
 from pipeline.training.versions import CLASSES
 
 # Fashion-MNIST's training images up to this one give training non-digits, the rest validation ones.
@@ -67,29 +67,32 @@ def split(arrays: datasets.Arrays, validation: int, subset: int = 0) -> Splits:
     )
 
 
-def with_negatives(splits: Splits, per_digit: float, seed: int) -> Splits:
-    """`splits` with non-digits (`pipeline.data.negatives`, label 10) added: `per_digit` per training digit."""
-    clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
-    extra = negatives.sample(round(per_digit * len(splits.train_images)), seed, clothing)
-    labels = np.full(len(extra), CLASSES, splits.train_labels.dtype)
-    return replace(
-        splits,
-        train_images=np.concatenate([splits.train_images, extra]),
-        train_labels=np.concatenate([splits.train_labels, labels]),
-    )
+def additions(settings: Settings, digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the recipe of `settings` trains on besides MNIST's `digits` training digits, images and labels:
+    `settings.negatives` non-digits per digit (`pipeline.data.negatives`, label CLASSES), then
+    `settings.written` digits drawn in pen strokes and printed in typefaces per digit; from `settings.seed`."""
+    images, labels = [], []
+    if settings.negatives:
+        clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
+        images.append(negatives.sample(round(settings.negatives * digits), settings.seed, clothing))
+        labels.append(np.full(len(images[-1]), CLASSES, np.uint8))
+    if settings.written:
+        count = round(settings.written * digits)
+        printed = round(PRINTED * count)
+        for made, made_labels in (
+            strokes.sample(count - printed, settings.seed),
+            typefaces.sample(printed, settings.seed),
+        ):
+            images.append(made)
+            labels.append(made_labels)
+    return np.concatenate(images), np.concatenate(labels)
 
 
-def with_written(splits: Splits, per_digit: float, seed: int) -> Splits:
-    """`splits` with digits drawn in pen strokes and printed in typefaces added: `per_digit` per training digit
-    (non-digits not counted)."""
-    count = round(per_digit * int((splits.train_labels < CLASSES).sum()))
-    printed = round(PRINTED * count)
-    drawn_images, drawn_labels = strokes.sample(count - printed, seed)
-    printed_images, printed_labels = typefaces.sample(printed, seed)
+def with_additions(splits: Splits, added: tuple[np.ndarray, np.ndarray]) -> Splits:
+    """`splits` with `added` images and labels (`additions`) among its training ones."""
+    images, labels = added
     return replace(
         splits,
-        train_images=np.concatenate([splits.train_images, drawn_images, printed_images]),
-        train_labels=np.concatenate([splits.train_labels, drawn_labels, printed_labels]).astype(
-            splits.train_labels.dtype
-        ),
+        train_images=np.concatenate([splits.train_images, images]),
+        train_labels=np.concatenate([splits.train_labels, labels]).astype(splits.train_labels.dtype),
     )
