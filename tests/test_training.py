@@ -8,6 +8,7 @@ import pytest
 from pipeline.analysis.evaluation import Evaluation
 from pipeline.data.datasets import Arrays
 from pipeline.tracking.run import made_in_background
+from pipeline.training import processor
 from pipeline.training.loop import fit, learning_rate, loss
 from pipeline.training.settings import Settings, SettingsError, resolved_architecture
 from pipeline.training.splits import additions, split
@@ -142,8 +143,42 @@ def test_new_versions_carry_their_recipes_into_settings_and_params():
     settings = Settings.for_version(5)
     assert settings.schedule == "warmup_cosine" and settings.augmentation
     params = settings.params()
-    assert params["augmentation"].startswith("rotation=") and params["precision"] == "mixed_bfloat16"
+    assert params["augmentation"].startswith("rotation=") and params["precision"] in ("float32", "mixed_bfloat16")
     assert Settings.for_version(1).params()["augmentation"] == "none"
+    assert Settings.for_version(1).params()["precision"] == "float32"  # the seed's versions train as it did
+
+
+X86_WITHOUT = "fpu vme sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl avx512_vnni"  # an Ice Lake's
+CPUINFO = {
+    "an x86 processor with AMX": f"processor\t: 0\nflags\t\t: {X86_WITHOUT} avx512_bf16 amx_bf16 amx_tile\n",
+    "an x86 processor with AVX512_BF16 only": f"processor\t: 0\nflags\t\t: {X86_WITHOUT} avx512_bf16\n",
+    "an x86 processor without bfloat16": f"processor\t: 0\nflags\t\t: {X86_WITHOUT}\n",
+    "an ARM processor with BF16": "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n",
+    "an ARM processor without": "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32\n",
+    "no flags at all": "processor\t: 0\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("machine", "precision"),
+    [
+        ("an x86 processor with AMX", "mixed_bfloat16"),
+        ("an x86 processor with AVX512_BF16 only", "mixed_bfloat16"),
+        ("an x86 processor without bfloat16", "float32"),
+        ("an ARM processor with BF16", "mixed_bfloat16"),
+        ("an ARM processor without", "float32"),
+        ("no flags at all", "float32"),
+    ],
+)
+def test_the_recipes_train_in_bfloat16_only_where_the_processor_computes_it(tmp_path, machine, precision):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO[machine] * 2)  # one block per core
+    assert processor.fast_precision(processor.flags(cpuinfo)) == precision
+
+
+def test_without_a_cpuinfo_the_recipes_train_in_float32(tmp_path):
+    assert processor.flags(tmp_path / "missing") == set()
+    assert processor.fast_precision(set()) == "float32"
 
 
 def test_augmented_training_is_repeatable(mnist):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import keras
     import optuna
 
+from pipeline.training import processor
 from pipeline.training.augmentation import Augmentation
 
 IMAGE_SHAPE = (28, 28)
@@ -295,10 +296,10 @@ def convolution(filters: int, normalize: bool) -> list:
     ]
 
 
-# Measured on two CPU cores (see BENCHMARKS.md): bfloat16 compute is about 10 % faster
-# where the CPU has AVX512_BF16 (and slower where it has not), and 50 steps per call
+# Measured on two CPU cores (see BENCHMARKS.md): bfloat16 compute is faster where the CPU has
+# bfloat16 instructions and far slower where it has not (`processor`), and 50 steps per call
 # into TensorFlow save about 15 % of a small network's time.
-FAST_CPU = {"precision": "mixed_bfloat16", "steps_per_execution": 50}
+FAST_CPU = {"precision": processor.fast_precision(processor.flags()), "steps_per_execution": 50}
 
 VERSIONS = {
     version.number: version
