@@ -2,11 +2,12 @@
 
 bfloat16 halves the bytes a network's activations take, and where the CPU has
 bfloat16 instructions (AVX512_BF16, AMX on x86; BF16 on ARM) oneDNN computes
-in it directly: version 6's classifiers trained a third faster than in float32
-on a 2-core Intel Xeon with AMX. Where it has none, every bfloat16 value is
-converted on the way in and out, and the same epoch took 1.75 times as long
-as in float32 on a 2-core Intel Xeon without it (BENCHMARKS.md). So the
-recipes compute in bfloat16 only where the processor does.
+in it directly: on a 2-core Intel Xeon with AMX an epoch of version 4 took 28 %
+less time than in float32, a step of the sequence reader 30 % less. Where it
+has none, every bfloat16 value is converted on the way in and out: on a 2-core
+Intel Xeon without them a step of version 6's classifier took 1.6 times as long
+as in float32 (BENCHMARKS.md, `benchmarks/precision.py`). So the recipes compute
+in bfloat16 only where the processor does.
 """
 
 from __future__ import annotations
