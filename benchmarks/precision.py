@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 import keras
 import numpy as np
 
 from pipeline.data import datasets
 from pipeline.serving import sequence
-from pipeline.training import processor, sequence_reader
+from pipeline.training import policy, processor, sequence_reader
 from pipeline.training.loop import fit
 from pipeline.training.settings import PRECISIONS, Settings
 from pipeline.training.splits import split
@@ -39,14 +38,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=100, help="training steps timed per network (default: 100)")
     parser.add_argument("--rounds", type=int, default=3, help="times each precision is timed, in turn (default: 3)")
     return parser.parse_args(argv)
-
-
-def built(build: Callable[[], keras.Model], precision: str) -> keras.Model:
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        return build()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
 
 
 def classifier_step(precision: str, steps: int, arrays: datasets.Arrays) -> float:
@@ -63,7 +54,7 @@ def reader_step(precision: str, steps: int) -> float:
     rng = np.random.default_rng(0)
     lines = rng.random((64 * (steps + 1), sequence.HEIGHT, 128)).astype(np.float32)
     packed = sequence_reader.targets(rng.integers(0, 10, (len(lines), sequence.MAX_DIGITS)), np.full(len(lines), 5))
-    network = built(sequence_reader.build, precision)
+    network = policy.built(sequence_reader.build, precision)
     network.compile(keras.optimizers.Adam(1e-3), sequence_reader.ctc_loss)
     network.fit(lines[:64], packed[:64], batch_size=64, epochs=1, verbose=0)  # built and traced
     started = time.perf_counter()

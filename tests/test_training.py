@@ -8,7 +8,7 @@ import pytest
 from pipeline.analysis.evaluation import Evaluation
 from pipeline.data.datasets import Arrays
 from pipeline.tracking.run import made_in_background
-from pipeline.training import processor
+from pipeline.training import pieces, policy, processor, sequence_reader
 from pipeline.training.loop import fit, learning_rate, loss
 from pipeline.training.settings import Settings, SettingsError, resolved_architecture
 from pipeline.training.splits import additions, split
@@ -128,10 +128,14 @@ def test_impossible_recipes_are_refused(overrides, message):
 
 
 def test_members_of_different_runs_never_share_a_seed():
-    assert Settings.for_version(6, seed=0).member_seeds() == [0, 1]
-    assert Settings.for_version(6, seed=1).member_seeds() == [2, 3]
-    assert Settings.for_version(6, seed=1, members=3).member_seeds() == [3, 4, 5]
-    assert Settings.for_version(3, seed=7).member_seeds() == [7]
+    def seeds(settings):
+        return [member.seed for member in settings.each_member()]
+
+    assert seeds(Settings.for_version(6, seed=0)) == [0, 1]
+    assert seeds(Settings.for_version(6, seed=1)) == [2, 3]
+    assert seeds(Settings.for_version(6, seed=1, members=3)) == [3, 4, 5]
+    assert seeds(Settings.for_version(3, seed=7)) == [7]
+    assert Settings.for_version(6, seed=1).each_member()[1] == Settings.for_version(6, seed=3)
 
 
 def test_label_smoothing_needs_one_hot_labels():
@@ -202,15 +206,45 @@ def test_a_recipes_additions_are_its_non_digits_then_its_drawn_and_printed_digit
     assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
 
 
-def test_each_member_gets_in_the_background_what_it_would_make_itself(mnist, fashion):
+def test_each_network_gets_in_the_background_what_it_would_make_itself(mnist, fashion, monkeypatch):
+    monkeypatch.setattr(pieces, "DRAWN", 40)  # drawn here, in the test's process, and handed to the pool
+    monkeypatch.setattr(pieces, "PRINTED", 20)
     splits = split(mnist, validation=500, subset=2000)
-    settings = Settings.for_version(6, seed=1, subset=2000, validation=500, members=2, pieces=0.0)
+    settings = Settings.for_version(6, seed=1, subset=2000, validation=500, pieces=0.01, sequence_reader=0.01)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=spawn) as pool:
-        added, made_pieces = made_in_background(pool, settings, splits)
-        made = [future.result() for future in added]
-    assert made_pieces is None and len(made) == 2
-    for (images, labels), seed in zip(made, settings.member_seeds(), strict=True):
-        own_images, own_labels = additions(replace(settings, seed=seed), len(splits.train_labels))
+        made = made_in_background(pool, settings, splits)
+        added = [future.result() for future in made.additions]
+        made_pieces, made_lines = made.pieces.result(), made.lines.result()
+    assert len(added) == 2
+    for (images, labels), member in zip(added, settings.each_member(), strict=True):
+        own_images, own_labels = additions(member, len(splits.train_labels))
         assert np.array_equal(images, own_images) and np.array_equal(labels, own_labels)
-    assert not np.array_equal(made[0][0], made[1][0])
+    assert not np.array_equal(added[0][0], added[1][0])
+    written = pieces.written_digits(settings.seed)
+    own_pieces = pieces.training_pieces(splits, 0.01, settings.seed, written)
+    own_lines = sequence_reader.training_lines(splits, 0.01, settings.seed, written)
+    assert len(made_lines[0]) == 15 and all(map(np.array_equal, made_lines, own_lines))
+    assert all(map(np.array_equal, made_pieces, own_pieces))
+    nothing = made_in_background(
+        None, replace(settings, negatives=0.0, written=0.0, pieces=0.0, sequence_reader=0.0), splits
+    )
+    assert nothing == ([None, None], None, None)
+
+
+def test_a_network_is_built_in_its_precision_and_what_is_built_after_in_float32():
+    import keras
+
+    def build(units):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units)])
+
+    network = policy.built(build, "mixed_bfloat16", units=3)
+    assert network.layers[0].dtype_policy.name == "mixed_bfloat16" and network.output_shape == (None, 3)
+    assert build(3).layers[0].dtype_policy.name == "float32"
+
+    def broken():
+        raise RuntimeError("no network")
+
+    with pytest.raises(RuntimeError, match="no network"):
+        policy.built(broken, "mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"

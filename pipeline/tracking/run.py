@@ -14,8 +14,9 @@ import os
 import tempfile
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import mlflow
@@ -85,11 +86,12 @@ def train_tracked(
     spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
     pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn)
     try:
-        added, made_pieces = made_in_background(pool, settings, splits)
+        made = made_in_background(pool, settings, splits)
         started = time.perf_counter()
-        networks, history = fit_members(settings, splits, layers, added)
+        networks, history = fit_members(settings, splits, layers, made.additions)
         train_seconds = time.perf_counter() - started
-        training_pieces = made_pieces.result() if made_pieces else None
+        training_pieces = made.pieces.result() if made.pieces else None
+        training_lines = made.lines.result() if made.lines else None
     finally:
         pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
     mlflow.log_metric("train_seconds", train_seconds)
@@ -123,7 +125,7 @@ def train_tracked(
     reader_network = None
     if settings.sequence_reader:
         reader_network, reader_metrics = sequence_reader.train(
-            splits, settings.sequence_reader, settings.seed, precision=settings.precision
+            splits, settings.sequence_reader, settings.seed, precision=settings.precision, prepared=training_lines
         )
         mlflow.log_metrics(reader_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
@@ -141,40 +143,52 @@ def train_tracked(
     return Outcome(networks, history, val_accuracy, train_seconds, result, model_version)
 
 
-def made_in_background(
-    pool: ProcessPoolExecutor, settings: Settings, splits: Splits
-) -> tuple[list[Future | None], Future | None]:
+class Made(NamedTuple):
+    """What the networks train on besides MNIST's digits, being made in the background (`made_in_background`)."""
+
+    additions: list[Future | None]  # each member's non-digits and written digits, where the recipe adds any
+    pieces: Future | None  # the piece network's pieces, where the recipe trains one
+    lines: Future | None  # the sequence reader's lines, where the recipe trains one
+
+
+def made_in_background(pool: ProcessPoolExecutor, settings: Settings, splits: Splits) -> Made:
     """Start making what the networks train on besides MNIST's digits, each in a process of the pool: each
-    member's non-digits and written digits (`splits.additions`), and the piece network's pieces. One core
-    makes each, so both cores are busy; the first member's come first, and it trains while the rest are made.
+    member's non-digits and written digits (`splits.additions`), the piece network's pieces and the sequence
+    reader's lines. One core makes each, so both cores are busy; the first member's come first, and it trains
+    while the rest are made. The digits the pieces and the lines are composed from are drawn once, here,
+    while the pool makes the first member's.
     """
-    members = [replace(settings, seed=seed) for seed in settings.member_seeds()]
-    wanted = bool(settings.negatives or settings.written)
     digits = len(splits.train_labels)
-    added = [pool.submit(additions, members[0], digits) if wanted else None]
-    made_pieces = None
+    wanted = bool(settings.negatives or settings.written)
+    added = [pool.submit(additions, member, digits) if wanted else None for member in settings.each_member()]
+    made_pieces = made_lines = None
+    if settings.pieces or settings.sequence_reader:
+        written = pieces.written_digits(settings.seed)
     if settings.pieces:
-        made_pieces = pool.submit(pieces.training_pieces, splits, settings.pieces, settings.seed)
-    added += [pool.submit(additions, member, digits) if wanted else None for member in members[1:]]
-    return added, made_pieces
+        made_pieces = pool.submit(pieces.training_pieces, splits, settings.pieces, settings.seed, written)
+    if settings.sequence_reader:
+        made_lines = pool.submit(
+            sequence_reader.training_lines, splits, settings.sequence_reader, settings.seed, written, processes=1
+        )
+    return Made(added, made_pieces, made_lines)
 
 
 def fit_members(
     settings: Settings, splits: Splits, layers: dict, added: list[Future | None]
 ) -> tuple[list[keras.Model], dict]:
-    """Train the version's networks, one per member seed, each on MNIST's digits and what is `added` for it
-    (`made_in_background`); return them and the first one's history.
+    """Train the version's networks, one per member (`Settings.each_member`), each on MNIST's digits and what
+    is `added` for it (`made_in_background`); return them and the first one's history.
 
     With several members each logs its epoch metrics under `member_<k>/`, so that
     the run's own `val_accuracy` can be the average's.
     """
     networks, histories = [], []
-    for number, (seed, made) in enumerate(zip(settings.member_seeds(), added), start=1):
+    for number, (member, made) in enumerate(zip(settings.each_member(), added), start=1):
         prefix = f"member_{number}/" if settings.members > 1 else ""
         if settings.members > 1:
-            log.info("member %d of %d: seed %d", number, settings.members, seed)
+            log.info("member %d of %d: seed %d", number, settings.members, member.seed)
         network, history = fit(
-            replace(settings, seed=seed),
+            member,
             splits,
             architecture=layers,
             callbacks=[EpochMetrics(prefix)],

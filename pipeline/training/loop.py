@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.training import versions
+from pipeline.training import policy, versions
 from pipeline.training.augmentation import augment
 from pipeline.training.normalization import as_keras
 from pipeline.training.settings import Settings, SettingsError
@@ -56,13 +56,7 @@ def fit(
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
     keras.backend.clear_session()
-    # Layers take the global dtype policy when built; put it back at once, so that
-    # nothing else built in this process inherits it.
-    keras.mixed_precision.set_global_policy(settings.precision)
-    try:
-        model = version.build(**(architecture or {}))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = policy.built(version.build, settings.precision, **(architecture or {}))
     steps_per_epoch = math.ceil(len(splits.train_images) / settings.batch_size)
     model.compile(
         optimizer=keras.optimizers.Adam(

@@ -51,12 +51,19 @@ def build() -> keras.Model:
     )
 
 
-def training_pieces(splits: Splits, per_digit: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def written_digits(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The drawn and the printed digits that numbers are composed from besides MNIST's, in `SHARES`' order:
+    the piece network's and the sequence reader's."""
+    return [strokes.sample(DRAWN, seed), typefaces.sample(PRINTED, seed)]
+
+
+def training_pieces(
+    splits: Splits, per_digit: float, seed: int, written: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
     """What the piece network trains on: the labelled pieces of `per_digit` composed numbers per training
-    digit, and whole MNIST digits."""
+    digit, from MNIST's and the `written` digits (`written_digits`), and whole MNIST digits."""
     handwriting = (splits.train_images, splits.train_labels)  # MNIST's: `fit` adds the rest, not `split`
-    sources = [handwriting, strokes.sample(DRAWN, seed), typefaces.sample(PRINTED, seed)]
-    images, labels = numbers.pieces(composed_count(splits, per_digit), seed, sources, SHARES)
+    images, labels = numbers.pieces(composed_count(splits, per_digit), seed, [handwriting, *written], SHARES)
     whole = np.random.default_rng(seed).permutation(len(handwriting[1]))[:WHOLE_DIGITS]
     return np.concatenate([images, handwriting[0][whole]]), np.concatenate([labels, handwriting[1][whole]])
 
@@ -75,7 +82,7 @@ def train(
     import keras
 
     started = time.perf_counter()
-    images, labels = prepared if prepared is not None else training_pieces(splits, per_digit, seed)
+    images, labels = prepared or training_pieces(splits, per_digit, seed, written_digits(seed))
     count = composed_count(splits, per_digit)
 
     keras.utils.set_random_seed(seed)

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.data import numbers, strokes, typefaces
+from pipeline.data import numbers
 from pipeline.serving import sequence
-from pipeline.training.pieces import DRAWN, PRINTED, SHARES
+from pipeline.training import policy
+from pipeline.training.pieces import SHARES, composed_count, written_digits
 from pipeline.training.splits import Splits
 
 if TYPE_CHECKING:
@@ -74,26 +75,41 @@ def ctc_loss(packed: keras.KerasTensor, logits: keras.KerasTensor) -> keras.Kera
     return ops.ctc_loss(labels, logits, lengths, frames, mask_index=sequence.BLANK)
 
 
+def training_lines(
+    splits: Splits,
+    per_digit: float,
+    seed: int,
+    written: list[tuple[np.ndarray, np.ndarray]],
+    processes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the reader trains on: `per_digit` numbers per training digit composed from MNIST's and the
+    `written` digits (`pieces.written_digits`), as lines with their digits and lengths (`numbers.lines`, in
+    up to `processes` processes)."""
+    handwriting = (splits.train_images, splits.train_labels)
+    count = composed_count(splits, per_digit)
+    return numbers.lines(count, seed, [handwriting, *written], SHARES, processes)
+
+
 def train(
-    splits: Splits, per_digit: float, seed: int, epochs: int = EPOCHS, precision: str = "float32"
+    splits: Splits,
+    per_digit: float,
+    seed: int,
+    epochs: int = EPOCHS,
+    precision: str = "float32",
+    prepared: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, dict]:
-    """The reader trained on `per_digit` composed numbers per training digit, and its metrics: training time,
-    numbers trained on, and the share of numbers composed from the validation digits that it reads exactly.
-    `precision`: the version's Keras dtype policy ("mixed_bfloat16" is a third quicker where the CPU has AMX)."""
+    """The reader trained on `per_digit` composed numbers per training digit (`training_lines`, or `prepared`
+    where the caller made them beforehand), and its metrics: training time (making the lines included where
+    they are made here), numbers trained on, and the share of numbers composed from the validation digits
+    that it reads exactly. `precision`: the version's Keras dtype policy (`pipeline.training.processor`)."""
     import keras
 
     started = time.perf_counter()
-    handwriting = (splits.train_images, splits.train_labels)
-    count = max(1, round(per_digit * len(handwriting[1])))
-    sources = [handwriting, strokes.sample(DRAWN, seed), typefaces.sample(PRINTED, seed)]
-    lines, labels, lengths = numbers.lines(count, seed, sources, SHARES)
+    lines, labels, lengths = prepared or training_lines(splits, per_digit, seed, written_digits(seed))
+    count = len(labels)
 
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        network = build()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    network = policy.built(build, precision)
     widths = sequence.read_columns(lines)
     per_epoch = batches_per_epoch(widths)
     steps = epochs * per_epoch

@@ -77,8 +77,9 @@ class Settings:
         settings = cls(version.number, version.epochs, version.batch_size, version.learning_rate, **version.recipe)
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
 
-    def member_seeds(self) -> list[int]:
-        return [self.seed * self.members + member for member in range(self.members)]
+    def each_member(self) -> list[Settings]:
+        """What each member trains with: these settings, with the member's seed."""
+        return [replace(self, seed=self.seed * self.members + member) for member in range(self.members)]
 
     def params(self) -> dict:
         return {**asdict(self), "augmentation": str(self.augmentation)}
