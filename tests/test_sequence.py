@@ -107,8 +107,6 @@ def test_lines_composed_in_several_processes_are_those_composed_in_one(test_digi
     assert [part.shape[0] for part in in_three] == [10, 10, 10]
     assert all(np.array_equal(one, three[:4]) for one, three in zip(in_one, in_three))
     assert len({line.tobytes() for line in in_three[0]}) == 10  # the parts are not copies of each other
-    in_this_one = numbers.lines(10, 3, test_digits, [1.0], processes=1)
-    assert all(np.array_equal(here, there) for here, there in zip(in_this_one, in_three))
 
 
 def test_lines_are_read_up_to_their_ink_rounded_to_buckets():

@@ -8,7 +8,7 @@ import pytest
 from pipeline.analysis.evaluation import Evaluation
 from pipeline.data.datasets import Arrays
 from pipeline.tracking.run import made_in_background
-from pipeline.training import pieces, policy, processor, sequence_reader
+from pipeline.training import pieces, policy, processor
 from pipeline.training.loop import fit, learning_rate, loss
 from pipeline.training.settings import Settings, SettingsError, resolved_architecture
 from pipeline.training.splits import additions, split
@@ -215,16 +215,16 @@ def test_each_network_gets_in_the_background_what_it_would_make_itself(mnist, fa
     with ProcessPoolExecutor(2, mp_context=spawn) as pool:
         made = made_in_background(pool, settings, splits)
         added = [future.result() for future in made.additions]
-        made_pieces, made_lines = made.pieces.result(), made.lines.result()
+        made_pieces = made.pieces.result()
     assert len(added) == 2
     for (images, labels), member in zip(added, settings.each_member(), strict=True):
         own_images, own_labels = additions(member, len(splits.train_labels))
         assert np.array_equal(images, own_images) and np.array_equal(labels, own_labels)
     assert not np.array_equal(added[0][0], added[1][0])
     written = pieces.written_digits(settings.seed)
+    assert [len(labels) for _, labels in made.written] == [40, 20]
+    assert all(np.array_equal(made_images, own) for (made_images, _), (own, _) in zip(made.written, written))
     own_pieces = pieces.training_pieces(splits, 0.01, settings.seed, written)
-    own_lines = sequence_reader.training_lines(splits, 0.01, settings.seed, written)
-    assert len(made_lines[0]) == 15 and all(map(np.array_equal, made_lines, own_lines))
     assert all(map(np.array_equal, made_pieces, own_pieces))
     nothing = made_in_background(
         None, replace(settings, negatives=0.0, written=0.0, pieces=0.0, sequence_reader=0.0), splits

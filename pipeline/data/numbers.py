@@ -119,26 +119,20 @@ def pieces(
 
 
 def lines(
-    count: int,
-    seed: int,
-    sources: Sequence[tuple[np.ndarray, np.ndarray]],
-    shares: Sequence[float],
-    processes: int | None = None,
+    count: int, seed: int, sources: Sequence[tuple[np.ndarray, np.ndarray]], shares: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`count` composed numbers as the sequence reader sees them: lines (count, HEIGHT, WIDTH) float32, their
     digits (count, MAX_DIGITS), 0 past each number's end, and their lengths. Sources and shares as for `pieces`.
 
-    Each `LINES_PER_PROCESS` are composed from a seed of their own, in up to `processes` processes (default:
-    as many as there are cores): the lines are the same however many there are."""
+    Each `LINES_PER_PROCESS` are composed from a seed of their own, in as many processes as there are
+    cores: the lines are the same however many there are."""
     counts = [min(LINES_PER_PROCESS, count - start) for start in range(0, count, LINES_PER_PROCESS)]
     seeds = [int(value) for value in np.random.SeedSequence(seed).generate_state(len(counts))]
-    processes = min(len(counts), processes or os.cpu_count() or 1)
-    if processes == 1:
-        parts = list(map(lines_from, counts, seeds, repeat(sources), repeat(shares)))
-    else:
-        spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
-        with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
-            parts = list(pool.map(lines_from, counts, seeds, repeat(sources), repeat(shares)))
+    if len(counts) == 1:
+        return lines_from(count, seeds[0], sources, shares)
+    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
+    with ProcessPoolExecutor(min(len(counts), os.cpu_count() or 1), mp_context=spawn) as pool:
+        parts = list(pool.map(lines_from, counts, seeds, repeat(sources), repeat(shares)))
     return tuple(np.concatenate(part) for part in zip(*parts))
 
 

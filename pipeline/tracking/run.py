@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import keras
 import mlflow
+import numpy as np
 
 from pipeline.analysis import evaluation, figures
 from pipeline.data import datasets, negatives
@@ -91,7 +92,6 @@ def train_tracked(
         networks, history = fit_members(settings, splits, layers, made.additions)
         train_seconds = time.perf_counter() - started
         training_pieces = made.pieces.result() if made.pieces else None
-        training_lines = made.lines.result() if made.lines else None
     finally:
         pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
     mlflow.log_metric("train_seconds", train_seconds)
@@ -125,7 +125,7 @@ def train_tracked(
     reader_network = None
     if settings.sequence_reader:
         reader_network, reader_metrics = sequence_reader.train(
-            splits, settings.sequence_reader, settings.seed, precision=settings.precision, prepared=training_lines
+            splits, settings.sequence_reader, settings.seed, precision=settings.precision, written=made.written
         )
         mlflow.log_metrics(reader_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
@@ -144,33 +144,28 @@ def train_tracked(
 
 
 class Made(NamedTuple):
-    """What the networks train on besides MNIST's digits, being made in the background (`made_in_background`)."""
+    """What the networks train on besides MNIST's digits (`made_in_background`)."""
 
     additions: list[Future | None]  # each member's non-digits and written digits, where the recipe adds any
     pieces: Future | None  # the piece network's pieces, where the recipe trains one
-    lines: Future | None  # the sequence reader's lines, where the recipe trains one
+    written: list[tuple[np.ndarray, np.ndarray]] | None  # the digits numbers are composed from besides MNIST's
 
 
 def made_in_background(pool: ProcessPoolExecutor, settings: Settings, splits: Splits) -> Made:
     """Start making what the networks train on besides MNIST's digits, each in a process of the pool: each
-    member's non-digits and written digits (`splits.additions`), the piece network's pieces and the sequence
-    reader's lines. One core makes each, so both cores are busy; the first member's come first, and it trains
-    while the rest are made. The digits the pieces and the lines are composed from are drawn once, here,
-    while the pool makes the first member's.
+    member's non-digits and written digits (`splits.additions`) and the piece network's pieces. The first
+    member's come first, and it trains while the rest are made. The drawn and printed digits that the piece
+    network's and the sequence reader's numbers are composed from (`pieces.written_digits`) are drawn once,
+    here, while the pool makes the first member's.
     """
     digits = len(splits.train_labels)
     wanted = bool(settings.negatives or settings.written)
     added = [pool.submit(additions, member, digits) if wanted else None for member in settings.each_member()]
-    made_pieces = made_lines = None
-    if settings.pieces or settings.sequence_reader:
-        written = pieces.written_digits(settings.seed)
+    written = pieces.written_digits(settings.seed) if settings.pieces or settings.sequence_reader else None
+    made_pieces = None
     if settings.pieces:
         made_pieces = pool.submit(pieces.training_pieces, splits, settings.pieces, settings.seed, written)
-    if settings.sequence_reader:
-        made_lines = pool.submit(
-            sequence_reader.training_lines, splits, settings.sequence_reader, settings.seed, written, processes=1
-        )
-    return Made(added, made_pieces, made_lines)
+    return Made(added, made_pieces, written)
 
 
 def fit_members(

@@ -75,38 +75,25 @@ def ctc_loss(packed: keras.KerasTensor, logits: keras.KerasTensor) -> keras.Kera
     return ops.ctc_loss(labels, logits, lengths, frames, mask_index=sequence.BLANK)
 
 
-def training_lines(
-    splits: Splits,
-    per_digit: float,
-    seed: int,
-    written: list[tuple[np.ndarray, np.ndarray]],
-    processes: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the reader trains on: `per_digit` numbers per training digit composed from MNIST's and the
-    `written` digits (`pieces.written_digits`), as lines with their digits and lengths (`numbers.lines`, in
-    up to `processes` processes)."""
-    handwriting = (splits.train_images, splits.train_labels)
-    count = composed_count(splits, per_digit)
-    return numbers.lines(count, seed, [handwriting, *written], SHARES, processes)
-
-
 def train(
     splits: Splits,
     per_digit: float,
     seed: int,
     epochs: int = EPOCHS,
     precision: str = "float32",
-    prepared: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    written: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[keras.Model, dict]:
-    """The reader trained on `per_digit` composed numbers per training digit (`training_lines`, or `prepared`
-    where the caller made them beforehand), and its metrics: training time (making the lines included where
-    they are made here), numbers trained on, and the share of numbers composed from the validation digits
-    that it reads exactly. `precision`: the version's Keras dtype policy (`pipeline.training.processor`)."""
+    """The reader trained on `per_digit` numbers per training digit, composed from MNIST's and the `written`
+    digits (`pieces.written_digits`, drawn here unless the caller has them), and its metrics: training time,
+    numbers trained on, and the share of numbers composed from the validation digits that it reads exactly.
+    `precision`: the version's Keras dtype policy (`pipeline.training.processor`)."""
     import keras
 
     started = time.perf_counter()
-    lines, labels, lengths = prepared or training_lines(splits, per_digit, seed, written_digits(seed))
-    count = len(labels)
+    handwriting = (splits.train_images, splits.train_labels)
+    count = composed_count(splits, per_digit)
+    sources = [handwriting, *(written or written_digits(seed))]
+    lines, labels, lengths = numbers.lines(count, seed, sources, SHARES)
 
     keras.utils.set_random_seed(seed)
     network = policy.built(build, precision)
