@@ -41,8 +41,13 @@ COMMIT_TAG = "mlflow.source.git.commit"
 # version 6, two classifiers with its piece network and sequence reader, from `make run` of 4b10572 on
 # a 2-core Intel Xeon (2026-12-05, 24.8 minutes, its batch normalization trained in the fused kernel);
 # versions 0 and 5, which it does not train, from BENCHMARKS.md's runs (5's with that kernel, on the
-# Xeon). The machines' speed varies by up to a third from hour to hour.
+# Xeon). The machines' speed varies by up to a third from hour to hour. Both machines compute in bfloat16,
+# which versions 4-6 train in where the processor has it (`training.processor`).
 STEP_MINUTES = {"prep": 0.5, "promote": 0.5, 0: 3.0, 1: 1.0, 2: 2.0, 3: 13.0, 4: 1.0, 5: 7.0, 6: 25.0}
+# Where it has not, they train in float32: minutes from `make run` of cb98ab7 on a 2-core Intel Xeon without
+# bfloat16 instructions (2026-12-06; version 6 52.8 minutes, versions 1 and 2 51 and 150 s) and of 30b0129
+# (version 3); version 5's from the seconds per step of version 6's classifiers there (the same network).
+FLOAT32_STEP_MINUTES = {**STEP_MINUTES, 2: 3.0, 5: 19.0, 6: 53.0}
 
 
 class StepFailed(RuntimeError):
@@ -76,11 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     import mlflow
 
     from pipeline.tracking import tags
-    from pipeline.training import versions
+    from pipeline.training import processor, versions
 
     readers = [number for number in args.versions if versions.get(number).reject_class]
     others = [number for number in args.versions if number not in readers]
-    print(estimate(readers, others, full=not (args.epochs or args.subset)))
+    precision = processor.fast_precision(processor.flags())
+    print(estimate(readers, others, full=not (args.epochs or args.subset), precision=precision))
     started = time.monotonic()
     with mlflow.start_run(run_name="main") as parent:
         experiment = parent.info.experiment_id
@@ -127,22 +133,25 @@ def ui_url(experiment_id: str) -> str:
     return f"http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
-def estimate(readers: list[int], others: list[int], full: bool) -> str:
-    """How long the main job will take on a 2-core CPU, and where the time goes."""
+def estimate(readers: list[int], others: list[int], full: bool, precision: str = "mixed_bfloat16") -> str:
+    """How long the main job will take on a 2-core CPU that trains versions 4-6 in `precision`, and where
+    the time goes."""
     if not full:
         return "main: a quick run (epochs or subset given): a few minutes"
-    steps = [("prep MNIST", STEP_MINUTES["prep"])]
+    minutes = FLOAT32_STEP_MINUTES if precision == "float32" else STEP_MINUTES
+    steps = [("prep MNIST", minutes["prep"])]
     if readers:
-        steps.append(("prep Fashion-MNIST", STEP_MINUTES["prep"]))
-    steps += [(f"version {number}", STEP_MINUTES[number]) for number in readers + others]
-    steps.append(("promote", STEP_MINUTES["promote"] * (1 + bool(readers and others))))
-    total = sum(minutes for _, minutes in steps)
-    where = ", ".join(f"{name} {minutes:g}" for name, minutes in steps)
+        steps.append(("prep Fashion-MNIST", minutes["prep"]))
+    steps += [(f"version {number}", minutes[number]) for number in readers + others]
+    steps.append(("promote", minutes["promote"] * (1 + bool(readers and others))))
+    total = sum(step for _, step in steps)
+    where = ", ".join(f"{name} {step:g}" for name, step in steps)
     first = ""
     if readers:
-        ready_after = sum(STEP_MINUTES[key] for key in ["prep", "prep", *readers, "promote"])
+        ready_after = sum(minutes[key] for key in ["prep", "prep", *readers, "promote"])
         first = f"; a Production model that reads people's images is ready after about {ready_after:.0f}"
-    return f"main: about {total:.0f} minutes on 2 cores ({where}){first}"
+    cores = "2 cores" if precision != "float32" else "2 cores without bfloat16 instructions, training in float32"
+    return f"main: about {total:.0f} minutes on {cores} ({where}){first}"
 
 
 def ready(started: float, others: list[int]) -> str:

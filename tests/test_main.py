@@ -60,6 +60,9 @@ def test_the_estimate_names_where_the_time_goes():
         "version 2 2, version 3 13, version 4 1, promote 1); a Production model that reads people's images "
         "is ready after about 26"
     )
+    said = main.estimate([6], [1, 2, 3, 4], full=True, precision="float32")
+    assert said.startswith("main: about 73 minutes on 2 cores without bfloat16 instructions, training in float32 (")
+    assert "version 6 53, version 1 1, version 2 3, version 3 13," in said and said.endswith("ready after about 54")
 
 
 @pytest.fixture
