@@ -151,7 +151,7 @@ def estimate(readers: list[int], others: list[int], full: bool, precision: str =
     if readers:
         ready_after = sum(minutes[key] for key in ["prep", "prep", *readers, "promote"])
         first = f"; a Production model that reads people's images is ready after about {ready_after:.0f}"
-    cores = "2 cores" if precision != "float32" else "2 cores without bfloat16 instructions, training in float32"
+    cores = "2 cores without bfloat16 instructions, training in float32" if precision == "float32" else "2 cores"
     return f"main: about {total:.0f} minutes on {cores} ({where}){first}"
 
 
