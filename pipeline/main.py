@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     import mlflow
 
     from pipeline.tracking import tags
-    from pipeline.training import processor, versions
+    from pipeline.training import versions
 
     readers = [number for number in args.versions if versions.get(number).reject_class]
     others = [number for number in args.versions if number not in readers]
-    precision = processor.fast_precision(processor.flags())
+    precision = versions.FAST_CPU["precision"]  # what versions 4-6 train in on this processor
     print(estimate(readers, others, full=not (args.epochs or args.subset), precision=precision))
     started = time.monotonic()
     with mlflow.start_run(run_name="main") as parent:
