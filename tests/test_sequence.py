@@ -2,6 +2,7 @@
 
 import base64
 import io
+import itertools
 
 import mlflow
 import numpy as np
@@ -80,6 +81,25 @@ def test_the_reader_is_decoded_greedily_repeats_merged_blanks_dropped():
     assert sequence.digit_frames(frames) == [2, 4, 7]
     assert sequence.number_in(frames) == "331"
     assert sequence.number_in(sequence.probabilities(frames_reading([blank] * sequence.FRAMES)[None])[0]) == ""
+
+
+def every_path_reading(frames, number):
+    """P(number | frames) summed over every path of one label per frame, each collapsed by hand."""
+    total = 0.0
+    for path in itertools.product(range(sequence.BLANK + 1), repeat=len(frames)):
+        merged = [label for frame, label in enumerate(path) if frame == 0 or label != path[frame - 1]]
+        if "".join(str(label) for label in merged if label != sequence.BLANK) == number:
+            total += np.prod([frames[frame, label] for frame, label in enumerate(path)])
+    return total
+
+
+def test_the_likelihood_of_a_number_sums_every_path_that_reads_it():
+    frames = np.random.default_rng(0).random((4, sequence.BLANK + 1))
+    frames /= frames.sum(axis=1, keepdims=True)
+    for number in ("", "3", "33", "34", "343", "3434"):
+        expected = every_path_reading(frames, number)
+        assert abs(sequence.log_likelihood(frames, number) - np.log(expected)) < 1e-9, number
+    assert sequence.log_likelihood(frames, "34343") < -60  # five digits cannot be read from four frames
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +232,30 @@ def test_the_reader_answers_where_it_counts_other_digits_than_segmentation_and_r
     assert abs(boxes[-1][0] + boxes[-1][2] - segmented[-1][0] - segmented[-1][2]) <= 1
     assert all(abs(left[0] + left[2] - right[0]) <= 1 for left, right in zip(boxes, boxes[1:]))
     assert counting_three[2] == alone[2]  # a single digit is never asked about
+
+
+def test_where_the_reader_counts_one_digit_more_but_barely_segmentations_reading_stands(mnist):
+    def classifier(batch):
+        return np.eye(10)[np.full(len(batch), 7)] * 0.9 + 0.01
+
+    def reading_three_sevens(doubt):
+        """A reader that reads 777, its middle 7 `doubt` (in logits) likelier than no digit at its frame."""
+
+        def lines_of(batch):
+            labels = [sequence.BLANK] * sequence.FRAMES
+            labels[3] = labels[8] = labels[13] = 7
+            logits = frames_reading(labels)
+            logits[8, sequence.BLANK] = logits[8, 7] - doubt
+            return np.stack([logits] * len(batch))
+
+        return lines_of
+
+    picture = [seventy(mnist)]
+    alone = reading.answers(picture, ["number"], classifier)[0]
+    barely = reading.answers(picture, ["number"], classifier, lines_of=reading_three_sevens(0.5))[0]
+    assert barely == alone  # 777 only e^0.5 times likelier than 77: segmentation's reading, its boxes
+    surer = reading.answers(picture, ["number"], classifier, lines_of=reading_three_sevens(1.5))[0]
+    assert surer["number"] == "777" and len(surer["digits"]) == 3  # e^1.5 times likelier: past READER_MARGIN
 
 
 @pytest.fixture

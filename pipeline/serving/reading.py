@@ -20,8 +20,11 @@ when the (calibrated) confidence is below the threshold.
 A model that carries a sequence reader (`pipeline.serving.sequence`) reads
 each number twice: by segmentation, whose cuts give each digit its own box,
 and whole by the reader, which needs no cut. Where they count differently,
-digits ran into each other or a cut split one, and the reader's answer is
-given, each digit's probabilities those of the frame it was surest of there.
+digits ran into each other or a cut split one, or the reader merged two or
+read one twice: the reader weighs both numbers (`sequence.log_likelihood`),
+and segmentation's reading stands unless the reader finds its own more than
+`READER_MARGIN` likelier; the reader's answer has each digit's probabilities
+those of the frame it was surest of there.
 Where both find as many digits, each digit is read from both, segmentation's
 and the reader's probabilities joined by their geometric mean (`agreed`), with
 segmentation's boxes: where they disagree, the digit is only as sure as both
@@ -39,6 +42,9 @@ from pipeline.serving import images, segmentation, sequence
 DEFAULT_THRESHOLD = 0.5
 MODES = ("digit", "number")
 DIGITS = 10  # columns 0-9 are the digits; a network with a reject class has an 11th, "not a digit"
+# Natural log: where the two readers count differently, the reader's number is given only if it finds it more
+# than e times likelier than segmentation's (chosen on the development sets, BENCHMARKS.md).
+READER_MARGIN = 1.0
 
 
 def digit_answer(probabilities: Sequence[float], threshold: float) -> dict:
@@ -101,6 +107,14 @@ def agreed(rows: Sequence[Sequence[float]], frames: np.ndarray) -> list[np.ndarr
     reader's `frames` at the digits it read, one each; their geometric mean, summing to 1."""
     joined = [np.sqrt(np.maximum(among_digits(row) * among_digits(frame), 1e-24)) for row, frame in zip(rows, frames)]
     return [row / row.sum() for row in joined]
+
+
+def reader_prefers_its_own(frames: np.ndarray, segmented: Sequence[Sequence[float]]) -> bool:
+    """Whether the sequence reader, by one line's (FRAMES, 11) probabilities, finds the number it read more
+    than `READER_MARGIN` likelier (in log-likelihood) than the one segmentation read, a row per digit."""
+    number = "".join(str(int(np.argmax(among_digits(row)))) for row in segmented)
+    own = sequence.log_likelihood(frames, sequence.number_in(frames))
+    return own - sequence.log_likelihood(frames, number) > READER_MARGIN
 
 
 def refusal(reason: str, mode: str) -> dict:
@@ -171,16 +185,16 @@ def readings(
         else:
             chosen = segmentation.best_reading(item, np.array(seen))
             digits = [item.pieces[index].digit for index in chosen]
-            answer = number_answer([seen[index] for index in chosen], [digit.box for digit in digits], threshold)
+            segmented = [seen[index] for index in chosen]
+            answer = number_answer(segmented, [digit.box for digit in digits], threshold)
             if line is not None:
                 frames = next(line_frames)
                 where = sequence.digit_frames(frames)
-                if where and len(where) != len(chosen):
+                if where and len(where) == len(chosen):
+                    answer = number_answer(agreed(segmented, frames[where]), [digit.box for digit in digits], threshold)
+                elif where and reader_prefers_its_own(frames, segmented):
                     answer = number_answer([frames[frame] for frame in where], line.boxes(where), threshold)
                     digits = []
-                elif where:
-                    both = agreed([seen[index] for index in chosen], frames[where])
-                    answer = number_answer(both, [digit.box for digit in digits], threshold)
             results.append((answer, digits))
     return results
 

@@ -7,7 +7,9 @@ convolutional network with a recurrent layer, trained with CTC (Graves et al.,
 2006), gives for each frame, `FRAME_COLUMNS` columns of the line, the
 probabilities of the ten digits and of "no new digit here" (`BLANK`); the
 number is the most likely label of every frame, repeats merged and blanks
-dropped (`digit_frames`).
+dropped (`digit_frames`); how likely it finds any other number is
+`log_likelihood`, the sum over every way of writing that number across the
+frames.
 
 `line_of` prepares a number as the reader sees it: its ink cleaned up as for
 single digits (`images.ink_of`), levelled as segmentation levels it, cropped
@@ -128,3 +130,23 @@ def digit_frames(frames: np.ndarray) -> list[int]:
 def number_in(frames: np.ndarray) -> str:
     """The number the reader read in one line's (FRAMES, 11) probabilities."""
     return "".join(str(int(frames[frame].argmax())) for frame in digit_frames(frames))
+
+
+def log_likelihood(frames: np.ndarray, number: str) -> float:
+    """log P(number | frames) under CTC for one line's (FRAMES, 11) probabilities: the sum over every path of
+    a label per frame that reads `number` (repeats merged, then blanks dropped) of its probability, by the
+    forward algorithm over the number's digits with a blank before, between and after them."""
+    labels = np.full(2 * len(number) + 1, BLANK)
+    labels[1::2] = [int(digit) for digit in number]
+    logs = np.log(np.maximum(frames[:, labels], 1e-30))
+    # A path may skip the blank between two digits, unless they are the same digit (it would merge them).
+    skips = np.zeros(len(labels), bool)
+    skips[2:] = (labels[2:] != BLANK) & (labels[2:] != labels[:-2])
+    paths = np.full(len(labels), -np.inf)  # log-probability of the paths so far that end in each label
+    paths[:2] = logs[0, :2]
+    for frame in logs[1:]:
+        reached = paths.copy()  # staying on a label, moving on to the next, or skipping a blank
+        reached[1:] = np.logaddexp(reached[1:], paths[:-1])
+        reached[skips] = np.logaddexp(reached[skips], paths[:-2][skips[2:]])
+        paths = reached + frame
+    return float(np.logaddexp.reduce(paths[-2:]))
