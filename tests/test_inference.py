@@ -36,6 +36,10 @@ def test_the_serving_call_gives_what_keras_predict_gives(networks, mnist, count,
     for size in (1, 9, 45):  # batches padded with blank images: the rows asked about are what they were
         found = model.average_probabilities(networks[:count], images[:size], tta)
         np.testing.assert_allclose(found, expected[:size], rtol=1e-4, atol=1e-6)
+    # The served model calls them as one network: the same numbers.
+    joined = model.average_probabilities([model.Averaged(networks[:count])], images, tta)
+    np.testing.assert_allclose(joined, expected, rtol=1e-4, atol=1e-6)
+    assert joined.shape == (len(images), 10)
 
 
 class Recording:
