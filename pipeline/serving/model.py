@@ -30,8 +30,9 @@ The networks are called directly on each request's batch (`predict_on_batch`):
 for datasets rather than requests. An ensemble's classifiers are called as one
 (`Averaged`): one compiled function runs them all, for one call's overhead.
 Each batch is padded with blank images to one of a few dozen sizes (`bucket`),
-so that what TensorFlow keeps for the shapes it has seen stays bounded. The scoring server calls `predict` from
-several threads at once; nothing here keeps state between calls.
+so that what TensorFlow keeps for the shapes it has seen stays bounded. The
+scoring server calls `predict` from several threads at once; nothing here keeps
+state between calls.
 
 The probabilities are calibrated: the model carries the temperature fitted on
 the validation split (`pipeline.serving.calibration`; 1 for a final fit, which has none).
