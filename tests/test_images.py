@@ -385,6 +385,29 @@ def test_the_3x3_median_is_scipys(shape):
         assert np.array_equal(images.median_3x3(image), ndimage.median_filter(image, size=3))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 9), (40, 30), (80, 200)])
+@pytest.mark.parametrize("radius", [1, 2, 3, 7])
+def test_growing_and_thinning_over_a_disk_is_scipys(shape, radius):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(sum(shape) + radius)
+    strokes = (rng.random(shape) * (rng.random(shape) > 0.6)).astype(np.float32)
+    disk = np.hypot(*np.mgrid[-radius : radius + 1, -radius : radius + 1]) <= radius
+    padded = np.pad(strokes, radius)
+    assert np.array_equal(images.over_disk(strokes, radius, np.maximum), ndimage.grey_dilation(padded, footprint=disk))
+    assert np.array_equal(images.over_disk(strokes, radius, np.minimum), ndimage.grey_erosion(padded, footprint=disk))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 9), (40, 30), (80, 200)])
+def test_the_stroke_width_counts_scipys_outline(shape):
+    from scipy import ndimage
+
+    ink = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
+    strong = ink > 0.5 * ink.max()
+    outline = strong & ~ndimage.binary_erosion(strong)  # the pixels of the strokes that touch no ink on a side
+    assert images.stroke_width(ink) == pytest.approx(2 * ink.sum() / ink.max() / outline.sum(), rel=1e-6)
+
+
 @pytest.mark.parametrize("count", [1, 2, 7, 8, 1000, 1001])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_median_is_numpys_to_the_bit(count, dtype):

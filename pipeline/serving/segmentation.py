@@ -243,18 +243,19 @@ def seams(weight: np.ndarray, columns: list[int], height: int) -> list[np.ndarra
     stretch = np.searchsorted([(a + b) / 2 for a, b in zip(columns, columns[1:])], boundaries, side="right")
     cost = right_of + SEAM_STRAY * np.abs(boundaries - np.asarray(columns)[stretch]) / height
     apart = np.flatnonzero(np.diff(stretch))  # b and b + 1 are different cuts' stretches
+    # Stepping aside to b in a row parts the pixel right of b in the row above from the one beside b in that
+    # row on the side it came from; no cut steps into another's stretch.
+    from_left = np.minimum(right_of[:-1], left_of[1:])  # by row from the second: to b from b - 1
+    from_right = np.minimum(right_of[:-1], right_of_next[1:])  # and to b from b + 1
+    from_left[:, apart + 1] = from_right[:, apart] = np.inf
     total = cost[0]
+    beside = np.full(len(total) + 2, np.inf)  # the totals so far, one boundary either way past the edges
     steps = np.ones(cost.shape, np.intp)  # 0, 1, 2: it came from the boundary left of it, itself, right of it
     for row in range(1, len(cost)):
-        # Stepping aside to b parts the pixel right of b in the row above from the one beside b in this row
-        # on the side it came from.
-        above = right_of[row - 1]
-        from_left = np.append(np.inf, total[:-1]) + np.minimum(above, left_of[row])
-        from_right = np.append(total[1:], np.inf) + np.minimum(above, right_of_next[row])
-        from_left[apart + 1] = from_right[apart] = np.inf
-        came = np.stack([from_left, total, from_right])
+        beside[1:-1] = total
+        came = np.stack([beside[:-2] + from_left[row - 1], total, beside[2:] + from_right[row - 1]])
         steps[row] = came.argmin(axis=0)
-        total = came[steps[row], boundaries] + cost[row]
+        total = came.min(axis=0) + cost[row]
     ends = [0, *(apart + 1), len(boundaries)]
     paths = np.zeros((len(columns), len(cost)), np.intp)
     paths[:, -1] = [low + np.argmin(total[low:high]) for low, high in zip(ends, ends[1:])]
@@ -268,12 +269,11 @@ def cut_columns(profile: np.ndarray, narrowest: int, widest: int) -> list[int]:
     then, in any stretch still wider than `widest` (digits that overlap leave no minimum), its thinnest column."""
     narrowest = max(1, narrowest)
     widest = max(widest, 2 * narrowest)  # so that a stretch wider than it has a column to cut at
+    from scipy import ndimage
+
+    lowest = ndimage.minimum_filter1d(profile, 2 * narrowest + 1, mode="nearest")  # over `narrowest` each way
     inner = np.arange(narrowest, len(profile) - narrowest)
-    minima = [
-        column
-        for column in inner
-        if profile[column] <= profile[max(0, column - narrowest) : column + narrowest + 1].min()
-    ]
+    minima = inner[profile[inner] <= lowest[inner]]
     chosen: list[int] = []
     for column in sorted(minima, key=lambda column: profile[column]):
         if all(abs(column - other) >= narrowest for other in chosen):
