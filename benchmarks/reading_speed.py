@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         prepare.append(time.perf_counter() - start)
         start = time.perf_counter()
         candidates = np.stack([piece.digit.image for piece in found.pieces])
-        recognizer.probabilities(candidates)
-        if recognizer.pieces_of:
-            recognizer.pieces_of(candidates)
+        recognizer.candidate_rows(candidates)
         network.append(time.perf_counter() - start)
         if recognizer.lines_of:
             start = time.perf_counter()

@@ -128,7 +128,12 @@ def show(model: mlflow.pyfunc.PyFuncModel, readable: dict[str, bytes], mode: str
     pictures = [images.read(data) for data in readable.values()]
     recognizer = model.unwrap_python_model()
     read = reading.readings(
-        pictures, [mode] * len(pictures), recognizer.probabilities, threshold, recognizer.pieces_of, recognizer.lines_of
+        pictures,
+        [mode] * len(pictures),
+        recognizer.probabilities,
+        threshold,
+        recognizer.candidate_rows,
+        recognizer.lines_of,
     )
     for file, (answer, seen) in zip(readable, read):
         for digit, said in zip(seen, answer.get("digits") or [answer]):

@@ -104,7 +104,7 @@ def test_an_ensemble_reads_numbers_with_the_piece_network_and_sequence_reader_of
     member_file = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{runs[1]}/model/artifacts/pieces.keras")
     images = scaled(mnist.test_images[:20])
     np.testing.assert_allclose(
-        recognizer(f"models:/mnist/{newest.version}").piece_probabilities(images),
+        recognizer(f"models:/mnist/{newest.version}").pieces.predict_on_batch(images),
         keras.saving.load_model(member_file)(images).numpy(),
         rtol=1e-5,
         atol=1e-6,

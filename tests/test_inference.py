@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.serving import model
+from pipeline.serving import calibration, model, segmentation
 from pipeline.training import versions
 from pipeline.training.splits import scaled
 
@@ -88,3 +88,22 @@ def test_too_many_bytes_of_images_are_refused_before_any_is_decoded(recognizer):
     half = base64.b64encode(b"\0" * (model.MAX_IMAGE_BYTES // 2 * 3 // 4)).decode()  # not images: never decoded
     with pytest.raises(model.InputError, match="more than the limit of 32,000,000 per request"):
         recognizer.predict(None, pd.DataFrame({"image": [half, half, "A"]}))
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_candidates_are_judged_by_the_classifiers_and_the_piece_network_in_one_call(networks, mnist, tta):
+    """A number's candidates: the calibrated classifiers' probabilities joined with the piece network's
+    (`segmentation.judged`), its probabilities too averaged over TTA's moved copies; the numbers of Keras's
+    `predict`, from one compiled function."""
+    keras.utils.set_random_seed(1)
+    judge = model.DigitRecognizer()
+    judge.networks, judge.pieces, judge.tta, judge.temperature = networks, versions.build_mlp(), tta, 1.5
+    images = scaled(mnist.test_images[:50])
+    views = [moved(images, *shift) for shift in model.TTA_SHIFTS] if tta else [images]
+    classes = np.mean([net.predict(view, verbose=0) for net in networks for view in views], axis=0)
+    pieces = np.mean([judge.pieces.predict(view, verbose=0) for view in views], axis=0)
+    expected = segmentation.judged(calibration.scaled(classes, 1.5), pieces)
+    np.testing.assert_allclose(judge.candidate_rows(images), expected, rtol=1e-4, atol=1e-6)
+    assert judge.judges.averaged.experimental_get_tracing_count() == 1
+    judge.pieces = None  # without a piece network, candidates are read as digits are
+    np.testing.assert_allclose(judge.candidate_rows(images), judge.probabilities(images))

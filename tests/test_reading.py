@@ -55,9 +55,10 @@ def test_answers_batches_every_digit_and_keeps_refusals_in_place(mnist):
         seen.append(len(batch))
         return np.stack([row(7, 0.99)] * len(batch))
 
-    pictures = [images.Picture(gray) for gray in (digit, np.ones((40, 40)), digit)]
-    results = reading.answers(pictures, ["digit", "digit", "number"], probabilities_of)
-    assert len(seen) == 1 and seen[0] >= 2  # one call: the digit, and every candidate digit of the number
+    pictures = [images.Picture(gray) for gray in (digit, np.ones((40, 40)), digit, digit)]
+    results = reading.answers(pictures, ["digit", "digit", "number", "digit"], probabilities_of)
+    assert len(seen) == 2 and seen[0] == 2  # one call for both digits, one for every candidate of the number
+    assert results[3] == results[0]
     assert results[0]["digit"] == 7 and results[2]["number"] == "7"
     assert results[1] == reading.refusal(results[1]["reason"], "digit") and "no ink" in results[1]["reason"]
 
@@ -70,9 +71,10 @@ def test_the_pieces_of_a_number_are_digits_whatever_the_not_a_digit_class_says()
     assert unsure["rejected"] and "below the threshold" in unsure["reason"]
 
 
-def test_a_piece_network_judges_the_candidates_of_numbers_only(mnist):
-    """Given one, the piece network is asked once about every candidate of every number, and the cut it takes
-    for whole digits wins over the cuts it takes for "not one digit", whatever the classifier says."""
+def test_the_candidates_of_numbers_only_are_judged_by_their_own_rows(mnist):
+    """Given a way to judge them (a model's piece network beside its classifiers), the candidates of every
+    number are judged by it in one call, and the cut it takes for whole digits wins over the cuts it takes for
+    "not one digit", whatever the classifier alone says."""
     seven = 1 - mnist.test_images[0] / 255.0
     ink = np.zeros((28, 40))
     ink[:, 0:20] = mnist.test_images[0][:, 4:24] / 255.0
@@ -83,14 +85,14 @@ def test_a_piece_network_judges_the_candidates_of_numbers_only(mnist):
     def classifier(batch):
         return np.stack([row(7, 0.9)] * len(batch))
 
-    def piece_network(batch):  # only the widest candidate, the 7 and the 0 together, is one whole digit
+    def judge(batch):  # only the widest candidate, the 7 and the 0 together, is one whole digit
         asked.append(len(batch))
         widths = [np.ptp(np.nonzero(image.max(axis=0))[0]) for image in batch]
         return np.stack([row(7, 0.9, 0.0) if w == max(widths) else row(7, 1e-6, not_digit=0.99) for w in widths])
 
     pictures = [images.Picture(gray) for gray in (seven, seventy)]
     plain = reading.answers(pictures, ["digit", "number"], classifier)
-    judged = reading.answers(pictures, ["digit", "number"], classifier, pieces_of=piece_network)
+    judged = reading.answers(pictures, ["digit", "number"], classifier, candidates_of=judge)
     assert len(asked) == 1  # once, for the number's candidates; not for the single digit
     assert judged[0] == plain[0]
     assert len(plain[1]["digits"]) == 2 and len(judged[1]["digits"]) == 1

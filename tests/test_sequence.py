@@ -272,12 +272,15 @@ def test_a_trained_version_carries_its_sequence_reader_and_reads_numbers_with_it
     assert recognizer.lines_of is not None
 
     def tracings():
-        """How often the classifiers' joint function, the piece network's and the reader's were traced."""
-        called = [recognizer.pieces.predict_function, recognizer.sequence_reader.predict_function]
-        return [function.experimental_get_tracing_count() for function in [recognizer.classifiers.averaged, *called]]
+        """How often the classifiers' joint function, theirs with the piece network, and the reader's were traced."""
+        joint = [recognizer.classifiers.averaged, recognizer.judges.averaged]
+        return [
+            function.experimental_get_tracing_count()
+            for function in [*joint, recognizer.sequence_reader.predict_function]
+        ]
 
     traced = tracings()
-    assert traced[0] == 1  # for any batch, once
+    assert traced[:2] == [1, 1]  # for any batch, once
     buffer = io.BytesIO()
     Image.fromarray((seventy(mnist).gray * 255).astype(np.uint8)).save(buffer, "PNG")
     request = pd.DataFrame({"image": [base64.b64encode(buffer.getvalue()).decode()]})
@@ -287,7 +290,7 @@ def test_a_trained_version_carries_its_sequence_reader_and_reads_numbers_with_it
     lines = np.zeros((3, sequence.HEIGHT, sequence.WIDTH), np.float32)
     lines[:, 5, 100] = 1.0
     recognizer.line_logits(lines)
-    recognizer.piece_probabilities(np.zeros((7, 28, 28), np.float32))
+    recognizer.candidate_rows(np.zeros((7, 28, 28), np.float32))
     recognizer.probabilities(np.zeros((7, 28, 28), np.float32))
     # Traced while loading for any batch and line: a request pays no tracing.
     assert tracings() == traced

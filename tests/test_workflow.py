@@ -152,8 +152,8 @@ def test_version_6_carries_a_piece_network_for_numbers_and_version_1_none(traine
     assert 0 < reader.data.metrics["pieces_val_accuracy"] <= 1 and reader.data.metrics["pieces_train_seconds"] > 0
     assert "pieces_val_accuracy" not in run.data.metrics
     served = mlflow.pyfunc.load_model(f"runs:/{reader.info.run_id}/model").unwrap_python_model()
-    assert served.pieces.output_shape == (None, 11) and served.pieces_of is not None
-    assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").unwrap_python_model().pieces_of is None
+    assert served.pieces.output_shape == (None, 11) and served.judges.output_shape == (None, 22)
+    assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").unwrap_python_model().pieces is None
 
 
 def test_evaluate_the_production_model(trained, mnist):

@@ -42,7 +42,7 @@ the networks themselves are `.networks`, and their Keras files are the artifacts
 `keras_model` (or `keras_model_1`, `keras_model_2`, ... for an ensemble) inside
 the logged model (`pipeline.tracking.logged_model` logs it). A model may also
 carry a piece network (artifact `pieces`, `pipeline.training.pieces`), which
-judges with them whether each candidate cut from a number is one whole digit,
+judges with them, in the same call, whether each candidate cut from a number is one whole digit,
 and a sequence reader (artifact `sequence_reader`, `pipeline.training.sequence_reader`), which
 reads each number whole besides (`pipeline.serving.reading`). This subpackage,
 `pipeline.serving`, is all the code that travels with the model (`code_paths`):
@@ -63,7 +63,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from pipeline.serving import calibration, images, reading, sequence
+from pipeline.serving import calibration, images, reading, segmentation, sequence
 
 KERAS_ARTIFACT = "keras_model"
 PIECES_ARTIFACT = "pieces"
@@ -188,16 +188,19 @@ def bucket(count: int) -> int:
 class Averaged:
     """Keras networks of one input shape called as one network: a compiled function runs them all on a batch
     and averages their outputs, the same numbers as calling each, for one call's overhead rather than one per
-    network (most of the time of a small batch)."""
+    network (most of the time of a small batch). With `beside`, one more network on the same batch whose own
+    outputs follow the mean's, column after column, from the same call."""
 
-    def __init__(self, networks: Sequence) -> None:
+    def __init__(self, networks: Sequence, beside: object | None = None) -> None:
         import tensorflow as tf
 
-        self.output_shape = networks[0].output_shape
+        columns = networks[0].output_shape[-1] + (beside.output_shape[-1] if beside is not None else 0)
+        self.output_shape = (None, columns)
         batch = tf.TensorSpec([None, *networks[0].input_shape[1:]], tf.float32)
 
         def averaged(images: tf.Tensor) -> tf.Tensor:
-            return tf.add_n([network(images, training=False) for network in networks]) / len(networks)
+            mean = tf.add_n([network(images, training=False) for network in networks]) / len(networks)
+            return mean if beside is None else tf.concat([mean, beside(images, training=False)], axis=1)
 
         self.averaged = tf.function(averaged, input_signature=[batch])
 
@@ -227,8 +230,7 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         for count, ink in ((1, 0.0), (2, 1.0)):
             blank = np.zeros((count, IMAGE_SIZE, IMAGE_SIZE), np.float32)
             self.probabilities(blank)
-            if self.pieces is not None:
-                self.piece_probabilities(blank)
+            self.candidate_rows(blank)
             if self.sequence_reader is not None:
                 self.line_logits(np.full((count, sequence.HEIGHT, sequence.WIDTH), ink, np.float32))
 
@@ -241,9 +243,23 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         """`networks` called as one."""
         return Averaged(self.networks)
 
-    def piece_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """The piece network's probabilities (ten digits, then "not one digit") for candidate digits of numbers."""
-        return probabilities_of(self.pieces, images)
+    def candidate_rows(self, images: np.ndarray) -> np.ndarray:
+        """What the candidate digits of numbers are judged by: their calibrated class probabilities, each
+        digit's joined with the piece network's (`segmentation.judged`) where the model carries one.
+
+        The piece network runs in the classifiers' call (`judges`); with TTA it sees the same moved copies,
+        its probabilities averaged over them as theirs are.
+        """
+        if self.pieces is None:
+            return self.probabilities(images)
+        both = average_probabilities([self.judges], images, self.tta)
+        classes = self.networks[0].output_shape[-1]
+        return segmentation.judged(calibration.scaled(both[:, :classes], self.temperature), both[:, classes:])
+
+    @functools.cached_property
+    def judges(self) -> Averaged:
+        """`networks` called as one, and the piece network beside them in the same call."""
+        return Averaged(self.networks, beside=self.pieces)
 
     def line_logits(self, lines: np.ndarray) -> np.ndarray:
         """The sequence reader's logits, (N, frames, 11), for lines of numbers (`pipeline.serving.sequence`),
@@ -254,11 +270,6 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
     def lines_of(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """What `reading.answers` reads numbers whole with; None without a sequence reader."""
         return self.line_logits if self.sequence_reader is not None else None
-
-    @property
-    def pieces_of(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        """What `reading.answers` judges numbers' candidates by besides the classifier; None without a piece network."""
-        return self.piece_probabilities if self.pieces is not None else None
 
     # `model_input` stays unannotated: MLflow reads predict's type hint as the input schema to convert to.
     def predict(self, context: object, model_input, params: dict | None = None) -> list[dict]:  # noqa: ANN001
@@ -282,7 +293,7 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         if "mode" in frame.columns:
             modes = [mode if pd.isna(value) else as_mode(value, row) for row, value in enumerate(frame["mode"])]
         pictures = (decoded(cell, row) for row, cell in enumerate(frame["image"]))  # one at a time
-        return reading.answers(pictures, modes, self.probabilities, threshold, self.pieces_of, self.lines_of)
+        return reading.answers(pictures, modes, self.probabilities, threshold, self.candidate_rows, self.lines_of)
 
 
 def within_count(count: int) -> None:

@@ -128,18 +128,20 @@ def answers(
     modes: Sequence[str],
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
-    pieces_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    candidates_of: Callable[[np.ndarray], np.ndarray] | None = None,
     lines_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict]:
     """One answer per picture, in its mode; `probabilities_of` maps MNIST-format images to rows.
 
     Each picture is prepared in turn and let go (`pictures` may be a generator):
-    only what the network is asked about, every digit and every candidate digit
-    of a number (`pipeline.serving.segmentation`), is kept, and goes through it in one batch.
-    `pieces_of`, a piece network's probabilities, judges the candidates of numbers besides;
-    `lines_of`, a sequence reader's logits for lines (`pipeline.serving.sequence`), reads numbers whole besides.
+    only what the networks are asked about, every digit and every candidate digit
+    of a number (`pipeline.serving.segmentation`), is kept; the digits go through
+    them in one batch, the candidates in another. `candidates_of` maps the candidates
+    to rows, where not as `probabilities_of` does (a model with a piece network joins
+    its judgement); `lines_of`, a sequence reader's logits for lines
+    (`pipeline.serving.sequence`), reads numbers whole besides.
     """
-    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold, pieces_of, lines_of)]
+    return [answer for answer, _ in readings(pictures, modes, probabilities_of, threshold, candidates_of, lines_of)]
 
 
 def readings(
@@ -147,7 +149,7 @@ def readings(
     modes: Sequence[str],
     probabilities_of: Callable[[np.ndarray], np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
-    pieces_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    candidates_of: Callable[[np.ndarray], np.ndarray] | None = None,
     lines_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[tuple[dict, list[images.Digit]]]:
     """`answers`, each with the MNIST-format Digits it was read from (none for an image refused unseen,
@@ -167,22 +169,20 @@ def readings(
         except images.NotADigit as error:
             found.append(str(error))
         lines.append(line)
-    batch = [digit.image for item in found for digit in looked_at(item)]
-    rows = iter(probabilities_of(np.stack(batch)) if batch else [])
+    single_digits = [item.image for item in found if isinstance(item, images.Digit)]
+    digit_rows = iter(probabilities_of(np.stack(single_digits)) if single_digits else [])
     cut = [piece.digit.image for item in found if isinstance(item, segmentation.Candidates) for piece in item.pieces]
-    piece_rows = iter(pieces_of(np.stack(cut)) if pieces_of and cut else [])
+    candidate_rows = iter((candidates_of or probabilities_of)(np.stack(cut)) if cut else [])
     read = [line.image for line in lines if line is not None]
     line_frames = iter(sequence.probabilities(lines_of(np.stack(read))) if lines_of and read else [])
     results = []
     for item, mode, line in zip(found, modes, lines):
-        seen = [next(rows) for _ in looked_at(item)]
-        if isinstance(item, segmentation.Candidates) and pieces_of:
-            seen = list(segmentation.judged(np.array(seen), np.array([next(piece_rows) for _ in seen])))
         if isinstance(item, str):
             results.append((refusal(item, mode), []))
         elif isinstance(item, images.Digit):
-            results.append((digit_answer(seen[0], threshold), [item]))
+            results.append((digit_answer(next(digit_rows), threshold), [item]))
         else:
+            seen = [next(candidate_rows) for _ in item.pieces]
             chosen = segmentation.best_reading(item, np.array(seen))
             digits = [item.pieces[index].digit for index in chosen]
             segmented = [seen[index] for index in chosen]
@@ -197,12 +197,3 @@ def readings(
                     digits = []
             results.append((answer, digits))
     return results
-
-
-def looked_at(item: str | segmentation.Candidates | images.Digit) -> list[images.Digit]:
-    """The Digits the network is asked about for one image: none for a refusal, every candidate of a number."""
-    if isinstance(item, str):
-        return []
-    if isinstance(item, images.Digit):
-        return [item]
-    return [piece.digit for piece in item.pieces]
