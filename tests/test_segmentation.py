@@ -102,6 +102,19 @@ def test_a_piece_too_wide_for_one_digit_pays_for_it(mnist):
     assert len(chosen) == 2
 
 
+def test_runs_far_wider_than_any_digit_are_not_candidates(mnist, monkeypatch):
+    """Segments that together are wider than the widest digit by a whole height are not made a candidate."""
+    paper, _ = written_number(mnist, list(range(10, 22)), GAPS["almost touching"])
+
+    def widths_in_heights():
+        boxes = np.array([piece.digit.box for piece in segmentation.candidates(paper).pieces])
+        return boxes[:, 2] / boxes[:, 3].max()  # in the tallest candidate's height: a whole digit's
+
+    assert widths_in_heights().max() <= segmentation.WIDEST_CANDIDATE
+    monkeypatch.setattr(segmentation, "WIDEST_CANDIDATE", np.inf)
+    assert widths_in_heights().max() > segmentation.WIDEST_DIGITS.max() + 1  # such runs exist without the rule
+
+
 def five_in_two_strokes(bar: tuple[slice, slice]) -> np.ndarray:
     """A 5, 28 x 30, whose top bar (the rows and columns `bar`) is drawn apart from the rest (columns 3 to 13)."""
     five = np.zeros((28, 30), np.float32)

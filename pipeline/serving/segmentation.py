@@ -41,6 +41,9 @@ JOIN_GAP = 0.5  # of the digits' height: marks nearer than this may be one digit
 NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 0.4])
 WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
 WIDTH_COST = 8.0  # log-probability a candidate pays per height it is narrower or wider than its digit can be
+# Of the digits' height: a run of segments wider than any digit can be by more than a whole height would pay
+# more than WIDTH_COST for it, as any digit, and is not made a candidate (never chosen on the development sets).
+WIDEST_CANDIDATE = float(WIDEST_DIGITS.max()) + 1.0
 SEAM_STRAY = 1.0  # ink a cut may cross, per row, rather than stray a digit's height from its column
 DIGITS = 10
 LEVEL_FROM = 2.0  # degrees: a number at a smaller slant is read as it is
@@ -113,6 +116,8 @@ def candidates_in(number: NumberInk) -> Candidates:
             # Bent cuts: a segment may reach further left or right than the ones after or before it.
             top, bottom = min(top, rows_of[last][0]), max(bottom, rows_of[last][-1])
             left, right = min(left, columns_of[last][0]), max(right, columns_of[last][-1])
+            if last > first and right + 1 - left > WIDEST_CANDIDATE * height:
+                break  # and wider still with every segment more
             # Cropped to the segments' rows and columns before anything is measured: big photos stay quick.
             rows, columns = slice(top, bottom + 1), slice(left, right + 1)
             union = np.any([mask[rows, columns] for mask in masks[first : last + 1]], axis=0)
