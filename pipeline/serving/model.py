@@ -28,7 +28,9 @@ decoded (`images.read`), so a request's memory stays bounded.
 The networks are called directly on each request's batch (`predict_on_batch`):
 `keras.Model.predict` builds a data pipeline on every call, about 50 ms, meant
 for datasets rather than requests. An ensemble's classifiers are called as one
-(`Averaged`): one compiled function runs them all, for one call's overhead.
+(`Averaged`): one compiled function runs them all, for one call's overhead;
+on the candidate digits of numbers, the piece network runs in that call too
+(`judges`).
 Each batch is padded with blank images to one of a few dozen sizes (`bucket`),
 so that what TensorFlow keeps for the shapes it has seen stays bounded. The
 scoring server calls `predict` from several threads at once; nothing here keeps
