@@ -272,10 +272,10 @@ def seams(weight: np.ndarray, columns: list[int], height: int) -> list[np.ndarra
 def cut_columns(profile: np.ndarray, narrowest: int, widest: int) -> list[int]:
     """The columns where a mark may be cut: the local minima of its ink, deepest first, `narrowest` apart;
     then, in any stretch still wider than `widest` (digits that overlap leave no minimum), its thinnest column."""
-    narrowest = max(1, narrowest)
-    widest = max(widest, 2 * narrowest)  # so that a stretch wider than it has a column to cut at
     from scipy import ndimage
 
+    narrowest = max(1, narrowest)
+    widest = max(widest, 2 * narrowest)  # so that a stretch wider than it has a column to cut at
     lowest = ndimage.minimum_filter1d(profile, 2 * narrowest + 1, mode="nearest")  # over `narrowest` each way
     inner = np.arange(narrowest, len(profile) - narrowest)
     minima = inner[profile[inner] <= lowest[inner]]
