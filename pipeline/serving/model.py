@@ -232,7 +232,8 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         for count, ink in ((1, 0.0), (2, 1.0)):
             blank = np.zeros((count, IMAGE_SIZE, IMAGE_SIZE), np.float32)
             self.probabilities(blank)
-            self.candidate_rows(blank)
+            if self.pieces is not None:  # without one, candidates are read as digits are: traced just above
+                self.candidate_rows(blank)
             if self.sequence_reader is not None:
                 self.line_logits(np.full((count, sequence.HEIGHT, sequence.WIDTH), ink, np.float32))
 
