@@ -415,3 +415,14 @@ def test_the_median_is_numpys_to_the_bit(count, dtype):
     for sample in values, np.round(values, 1), values.reshape(1, -1):
         assert images.median(sample) == np.median(sample)
         assert images.median(sample).dtype == np.median(sample).dtype
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((80, 57), (14, 20)), ((90, 30), (7, 20)), ((13, 9), (20, 14)), ((41, 41), (20, 20)), ((20, 3), (20, 3))],
+)
+def test_a_crop_fitted_into_the_box_is_resampled_as_pillow_does(shape, size):
+    # The crops that `resized` resamples itself: reduced (up to 4.5 times), enlarged, and kept in one dimension.
+    crop = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
+    image = Image.fromarray(crop, mode="F").resize(size, Image.Resampling.LANCZOS, reducing_gap=images.REDUCING_GAP)
+    assert np.abs(images.resized(crop, size) - np.clip(np.asarray(image), 0, 1)).max() < 1e-6
