@@ -41,9 +41,10 @@ JOIN_GAP = 0.5  # of the digits' height: marks nearer than this may be one digit
 NARROWEST_DIGITS = np.array([0.55, 0.15, 0.55, 0.45, 0.5, 0.5, 0.4, 0.45, 0.45, 0.4])
 WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 1.05])
 WIDTH_COST = 8.0  # log-probability a candidate pays per height it is narrower or wider than its digit can be
-# Of the digits' height: a run of segments wider than any digit can be by more than a whole height would pay
-# more than WIDTH_COST for it, as any digit, and is not made a candidate (never chosen on the development sets).
-WIDEST_CANDIDATE = float(WIDEST_DIGITS.max()) + 1.0
+# Of the digits' height: a run of segments wider than any digit can be by more than a quarter of a height pays
+# more than a quarter of WIDTH_COST for it, as any digit, and is not made a candidate. On the development
+# numbers no candidate wider than 1.42 heights was chosen; this leaves out one candidate in fifteen.
+WIDEST_CANDIDATE = float(WIDEST_DIGITS.max()) + 0.25
 SEAM_STRAY = 1.0  # ink a cut may cross, per row, rather than stray a digit's height from its column
 DIGITS = 10
 LEVEL_FROM = 2.0  # degrees: a number at a smaller slant is read as it is
