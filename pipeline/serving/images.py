@@ -147,6 +147,7 @@ class Ink:
     map: np.ndarray  # float32 in [0, 1]
     scale: float  # working pixels per original pixel (1, or less for large images)
     inverted: bool
+    origin: tuple[int, int] = (0, 0)  # (row, column) of the map's top left in the working image: 0, 0 but for a crop
 
 
 def ink_of(gray: np.ndarray, scale: float = 1.0) -> Ink:
@@ -187,6 +188,17 @@ def within_height(ink: Ink, rows: int) -> Ink:
     height, width = ink.map.shape
     size = (max(1, round(width * reduction)), max(1, round(height * reduction)))
     return Ink(resized(ink.map, size, Image.Resampling.BOX), ink.scale * reduction, ink.inverted)
+
+
+def inked_part(ink: Ink) -> Ink:
+    """The ink cropped to the rectangle of its inked pixels, its origin moved with it: a number's photo is
+    mostly blank paper, and the steps after this one cost by the pixel. A last step: `within_height` and
+    the like take whole maps."""
+    rows, columns = np.flatnonzero(ink.map.any(axis=1)), np.flatnonzero(ink.map.any(axis=0))
+    if not len(rows):
+        return ink
+    crop = ink.map[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    return Ink(crop, ink.scale, ink.inverted, (ink.origin[0] + int(rows[0]), ink.origin[1] + int(columns[0])))
 
 
 def brightest_stroke(ink: np.ndarray) -> float:
@@ -325,7 +337,7 @@ def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
 def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0), widest: float | None = None) -> Digit:
     """Step 4: crop `selected` (ink or part of it) to its marks, even out the strokes, fit in 20x20, centre in 28x28.
 
-    `selected` may be a part of the ink map whose top left corner is at `origin` (row, column) in it. With
+    `selected` may be a part of the ink's map whose top left corner is at `origin` (row, column) in it. With
     `widest`, a crop wider than that for its height is narrowed to it: a squat 4 or 7 that some hands and
     typefaces draw is read in MNIST's proportions. The pieces of numbers keep theirs, which tell one digit
     from two (`pipeline.serving.segmentation`).
@@ -338,9 +350,8 @@ def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0),
         crop = fit_in(crop, STROKE_SCALE * BOX)
     if widest and crop.shape[1] > widest * crop.shape[0]:
         crop = resized(crop, (round(widest * crop.shape[0]), crop.shape[0]))
-    box = tuple(
-        int(round(value / ink.scale)) for value in (origin[1] + left, origin[0] + top, right - left, bottom - top)
-    )
+    x, y = ink.origin[1] + origin[1] + left, ink.origin[0] + origin[0] + top  # in the working image
+    box = tuple(int(round(value / ink.scale)) for value in (x, y, right - left, bottom - top))
     fitted = fit_in(normal_strokes(crop), BOX)
     # A fine pen in a large image comes out grey at 20x20: MNIST's strokes are white at their centre.
     fitted = np.clip(fitted / max(float(fitted.max()), MIN_CONTRAST), 0, 1)

@@ -78,16 +78,16 @@ def number_ink(gray: np.ndarray, scale: float = 1.0) -> NumberInk:
 
     A level number's ink is reduced to at most the height at which a digit's strokes are
     measured (`images.STROKE_SCALE` boxes), so that its candidates are cut and prepared from
-    fewer pixels, and a one-digit candidate is not reduced again on its own; a number at a
-    slant is turned and cut at the size it came. `scale` is `gray`'s pixels per pixel of the
-    original image, for the boxes.
+    fewer pixels, and a one-digit candidate is not reduced again on its own, then cropped to
+    where it inks; a number at a slant is turned and cut at the size it came. `scale` is `gray`'s
+    pixels per pixel of the original image, for the boxes.
     """
     ink = images.ink_of(gray, scale)
     images.refuse_non_digits(ink.map, images.MAX_MARKS * 4, "a number")
     level = levelled(ink.map)
     if level.angle:
         return NumberInk(ink, level)
-    ink = images.within_height(ink, images.STROKE_SCALE * images.BOX)
+    ink = images.inked_part(images.within_height(ink, images.STROKE_SCALE * images.BOX))
     return NumberInk(ink, replace(level, map=ink.map))
 
 

@@ -88,7 +88,8 @@ def line_from(number: segmentation.NumberInk) -> Line:
     picture = Image.fromarray(crop.astype(np.float32), mode="F").resize((width, inner), Image.Resampling.BILINEAR)
     line = np.zeros((HEIGHT, WIDTH), np.float32)
     line[MARGIN : MARGIN + inner, MARGIN : MARGIN + width] = np.clip(np.asarray(picture), 0, 1)
-    placed = (int(columns[0]), int(rows[0]), crop.shape[1], crop.shape[0])
+    top, left = (0, 0) if level.angle else number.ink.origin  # a level number's map is its ink's, cropped
+    placed = (left + int(columns[0]), top + int(rows[0]), crop.shape[1], crop.shape[0])
     return Line(line, placed, width, replace(level, map=level.map[:0, :0]), number.ink.scale)
 
 
