@@ -164,10 +164,15 @@ def levelled(ink: np.ndarray) -> Levelled:
     """
     from scipy import ndimage
 
-    rows, columns = np.nonzero(ink > images.INK_FLOOR)
+    inked = ink > images.INK_FLOOR
+    rows_of_ink, columns_of_ink = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
     unturned = Levelled(ink, 0.0, np.zeros(2), np.zeros(2))
-    if len(rows) < 2 or np.ptp(columns) < LONG_FROM * np.ptp(rows):
+    if len(rows_of_ink) < 2 or np.ptp(columns_of_ink) < LONG_FROM * np.ptp(rows_of_ink):
         return unturned
+    # The inked pixels looked for where there are any: the same coordinates, from fewer pixels.
+    top, left = rows_of_ink[0], columns_of_ink[0]
+    rows, columns = np.nonzero(inked[top : rows_of_ink[-1] + 1, left : columns_of_ink[-1] + 1])
+    rows, columns = rows + top, columns + left
     weights = ink[rows, columns].astype(np.float64)
     centre = np.array([np.average(rows, weights=weights), np.average(columns, weights=weights)])
     spread = np.cov(np.stack([columns, rows]), aweights=weights)
