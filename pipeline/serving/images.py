@@ -394,10 +394,11 @@ def normal_strokes(crop: np.ndarray) -> np.ndarray:
     if radius < 1:
         return crop
     changed = over_disk(crop, radius, np.maximum if thicken else np.minimum)
-    rows, columns = np.nonzero(changed > INK_FLOOR * changed.max(initial=0))
+    inked = changed > INK_FLOOR * changed.max(initial=0)
+    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
     if not len(rows):
         return crop
-    return changed[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    return changed[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
 
 
 def over_disk(image: np.ndarray, radius: int, extreme: np.ufunc) -> np.ndarray:
