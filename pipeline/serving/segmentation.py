@@ -43,7 +43,7 @@ WIDEST_DIGITS = np.array([1.43, 0.95, 1.67, 1.25, 1.25, 1.67, 1.18, 1.25, 1.25, 
 WIDTH_COST = 8.0  # log-probability a candidate pays per height it is narrower or wider than its digit can be
 # Of the digits' height: a run of segments wider than any digit can be by more than a quarter of a height pays
 # more than a quarter of WIDTH_COST for it, as any digit, and is not made a candidate. On the development
-# numbers no candidate wider than 1.42 heights was chosen; this leaves out one candidate in fifteen.
+# numbers a bound as low as 1.42 heights changed no answer; this one leaves out one candidate in fifteen.
 WIDEST_CANDIDATE = float(WIDEST_DIGITS.max()) + 0.25
 SEAM_STRAY = 1.0  # ink a cut may cross, per row, rather than stray a digit's height from its column
 DIGITS = 10
