@@ -194,11 +194,20 @@ def inked_part(ink: Ink) -> Ink:
     """The ink cropped to the rectangle of its inked pixels, its origin moved with it: a number's photo is
     mostly blank paper, and the steps after this one cost by the pixel. A last step: `within_height` and
     the like take whole maps."""
-    rows, columns = np.flatnonzero(ink.map.any(axis=1)), np.flatnonzero(ink.map.any(axis=0))
-    if not len(rows):
+    inked = inked_rectangle(ink.map)
+    if inked is None:
         return ink
-    crop = ink.map[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
-    return Ink(crop, ink.scale, ink.inverted, (ink.origin[0] + int(rows[0]), ink.origin[1] + int(columns[0])))
+    rows, columns = inked
+    return Ink(ink.map[inked], ink.scale, ink.inverted, (ink.origin[0] + rows.start, ink.origin[1] + columns.start))
+
+
+def inked_rectangle(image: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and the columns of the smallest rectangle that holds every nonzero pixel of `image`; None if
+    it has none."""
+    rows, columns = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    if not len(rows):
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
 
 
 def brightest_stroke(ink: np.ndarray) -> float:
@@ -343,15 +352,14 @@ def digit_from(ink: Ink, selected: np.ndarray, origin: tuple[int, int] = (0, 0),
     from two (`pipeline.serving.segmentation`).
     """
     selected = without_specks(selected)
-    rows, columns = np.flatnonzero(selected.any(axis=1)), np.flatnonzero(selected.any(axis=0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-    crop = selected[top:bottom, left:right]
+    rows, columns = inked_rectangle(selected)
+    crop = selected[rows, columns]
     if max(crop.shape) > STROKE_SCALE * BOX:
         crop = fit_in(crop, STROKE_SCALE * BOX)
     if widest and crop.shape[1] > widest * crop.shape[0]:
         crop = resized(crop, (round(widest * crop.shape[0]), crop.shape[0]))
-    x, y = ink.origin[1] + origin[1] + left, ink.origin[0] + origin[0] + top  # in the working image
-    box = tuple(int(round(value / ink.scale)) for value in (x, y, right - left, bottom - top))
+    x, y = ink.origin[1] + origin[1] + columns.start, ink.origin[0] + origin[0] + rows.start  # in the working image
+    box = tuple(int(round(value / ink.scale)) for value in (x, y, columns.stop - columns.start, rows.stop - rows.start))
     fitted = fit_in(normal_strokes(crop), BOX)
     # A fine pen in a large image comes out grey at 20x20: MNIST's strokes are white at their centre.
     fitted = np.clip(fitted / max(float(fitted.max()), MIN_CONTRAST), 0, 1)
@@ -394,11 +402,8 @@ def normal_strokes(crop: np.ndarray) -> np.ndarray:
     if radius < 1:
         return crop
     changed = over_disk(crop, radius, np.maximum if thicken else np.minimum)
-    inked = changed > INK_FLOOR * changed.max(initial=0)
-    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
-    if not len(rows):
-        return crop
-    return changed[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    inked = inked_rectangle(changed > INK_FLOOR * changed.max(initial=0))
+    return crop if inked is None else changed[inked]
 
 
 def over_disk(image: np.ndarray, radius: int, extreme: np.ufunc) -> np.ndarray:
@@ -441,11 +446,11 @@ def refuse_non_digits(ink: np.ndarray, max_marks: int, holding: str) -> None:
         raise NotADigit("ink touches all four borders: a texture or a picture, not a digit on paper")
     if strong.mean() > MAX_COVER:
         raise NotADigit(f"ink covers {strong.mean():.0%} of the image: a texture or a picture, not a digit on paper")
-    rows, columns = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
-    if not len(rows):
+    inked = inked_rectangle(strong)
+    if inked is None:
         return
     # The marks are counted where there are any: the same marks, from a fraction of a photo's pixels.
-    labels, count = ndimage.label(strong[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
+    labels, count = ndimage.label(strong[inked])
     sizes = np.bincount(labels.ravel())[1:]
     speck = max(4, strong.size // 20000)  # pixels
     if (sizes > speck).sum() > max_marks:

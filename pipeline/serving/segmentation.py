@@ -165,14 +165,16 @@ def levelled(ink: np.ndarray) -> Levelled:
     from scipy import ndimage
 
     inked = ink > images.INK_FLOOR
-    rows_of_ink, columns_of_ink = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    around = images.inked_rectangle(inked)
     unturned = Levelled(ink, 0.0, np.zeros(2), np.zeros(2))
-    if len(rows_of_ink) < 2 or np.ptp(columns_of_ink) < LONG_FROM * np.ptp(rows_of_ink):
+    if around is None:
+        return unturned
+    height, width = (extent.stop - 1 - extent.start for extent in around)  # from the first inked pixel to the last
+    if height < 1 or width < LONG_FROM * height:
         return unturned
     # The inked pixels looked for where there are any: the same coordinates, from fewer pixels.
-    top, left = rows_of_ink[0], columns_of_ink[0]
-    rows, columns = np.nonzero(inked[top : rows_of_ink[-1] + 1, left : columns_of_ink[-1] + 1])
-    rows, columns = rows + top, columns + left
+    rows, columns = np.nonzero(inked[around])
+    rows, columns = rows + around[0].start, columns + around[1].start
     weights = ink[rows, columns].astype(np.float64)
     centre = np.array([np.average(rows, weights=weights), np.average(columns, weights=weights)])
     spread = np.cov(np.stack([columns, rows]), aweights=weights)
@@ -182,10 +184,9 @@ def levelled(ink: np.ndarray) -> Levelled:
     if not LEVEL_FROM <= abs(angle) <= LEVEL_UP_TO:
         return unturned
     # Only the ink's own rectangle, faint edges and all, is turned: a photo's empty paper would cost time.
-    inked_rows, inked_columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    top, left = inked_rows[0], inked_columns[0]
-    crop = ink[top : inked_rows[-1] + 1, left : inked_columns[-1] + 1]
-    crop_centre = centre - (top, left)
+    kept = images.inked_rectangle(ink)
+    crop = ink[kept]
+    crop_centre = centre - (kept[0].start, kept[1].start)
     turn = rotation(angle)
     height, width = crop.shape
     corners = np.array([(0, 0), (0, width), (height, 0), (height, width)], np.float64) - crop_centre

@@ -80,16 +80,15 @@ def line_of(gray: np.ndarray, scale: float = 1.0) -> Line:
 def line_from(number: segmentation.NumberInk) -> Line:
     """A number's ink as a line for the reader."""
     level = number.level
-    inked = level.map > images.INK_FLOOR
-    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
-    crop = np.clip(level.map[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], 0, 1)
+    rows, columns = images.inked_rectangle(level.map > images.INK_FLOOR)
+    crop = np.clip(level.map[rows, columns], 0, 1)
     inner = HEIGHT - 2 * MARGIN
     width = int(np.clip(round(crop.shape[1] * inner / crop.shape[0]), 1, WIDTH - 2 * MARGIN))
     picture = Image.fromarray(crop.astype(np.float32), mode="F").resize((width, inner), Image.Resampling.BILINEAR)
     line = np.zeros((HEIGHT, WIDTH), np.float32)
     line[MARGIN : MARGIN + inner, MARGIN : MARGIN + width] = np.clip(np.asarray(picture), 0, 1)
     top, left = (0, 0) if level.angle else number.ink.origin  # a level number's map is its ink's, cropped
-    placed = (left + int(columns[0]), top + int(rows[0]), crop.shape[1], crop.shape[0])
+    placed = (left + columns.start, top + rows.start, crop.shape[1], crop.shape[0])
     return Line(line, placed, width, replace(level, map=level.map[:0, :0]), number.ink.scale)
 
 
