@@ -25,16 +25,18 @@ limit the request is answered 400 naming the limit and its value, before any
 image is decoded. Files are decoded one at a time, each reduced while it is
 decoded (`images.read`), so a request's memory stays bounded.
 
-The networks are called directly on each request's batch (`predict_on_batch`):
-`keras.Model.predict` builds a data pipeline on every call, about 50 ms, meant
-for datasets rather than requests. An ensemble's classifiers are called as one
-(`Averaged`): one compiled function runs them all, for one call's overhead;
-on the candidate digits of numbers, the piece network runs in that call too
-(`judges`).
+The networks are called directly on each request's batch, never through
+`keras.Model.predict`, which builds a data pipeline on every call (about 50 ms,
+meant for datasets rather than requests). The classifiers are called as one
+(`Averaged`): one function runs them all, compiled for TensorFlow Lite's
+interpreter when the model loads, for one call's small overhead; on the
+candidate digits of numbers, the piece network runs in that call too
+(`judges`). The sequence reader, whose lines vary in width, is TensorFlow's
+(`predict_on_batch`).
 Each batch is padded with blank images to one of a few dozen sizes (`bucket`),
 so that what TensorFlow keeps for the shapes it has seen stays bounded. The
-scoring server calls `predict` from several threads at once; nothing here keeps
-state between calls.
+scoring server calls `predict` from several threads at once: nothing here keeps
+a request's state beyond its call, and the calls take turns on an interpreter.
 
 The probabilities are calibrated: the model carries the temperature fitted on
 the validation split (`pipeline.serving.calibration`; 1 for a final fit, which has none).
@@ -57,6 +59,9 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import os
+import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 import mlflow
@@ -73,8 +78,12 @@ READER_ARTIFACT = "sequence_reader"
 IMAGE_SIZE = 28
 MAX_IMAGES = 256  # in one request
 MAX_IMAGE_BYTES = 32_000_000  # of image files in one request, counted as sent (base64)
-CHUNK = 1024  # images per call of a network: bounds the memory of its activations
+CHUNK = 64  # images per call of a network: bounds the memory of its activations, at no cost in speed
 LINE_CHUNK = 64  # lines per call of the sequence reader, each about 40 digit images' worth
+THREADS = os.cpu_count() or 1  # each interpreter's, as TensorFlow's own ops take every core
+
+# TensorFlow 2.21 warns, for every interpreter made, that `tf.lite`'s interpreter moves to the ai_edge_litert package.
+warnings.filterwarnings("ignore", r"\s*Warning: tf.lite.Interpreter is deprecated", UserWarning)
 
 
 class InputError(MlflowException):
@@ -180,7 +189,8 @@ def bucket(count: int) -> int:
 
     TensorFlow's oneDNN kernels keep memory for every input shape they have run on, about 1 MB a batch
     size for version 6's three networks, so a server asked about every count of images kept growing;
-    buckets hold each network to 32 shapes up to CHUNK, for at most a quarter more work beyond 8 images."""
+    buckets hold each network to 16 shapes up to CHUNK (and LINE_CHUNK), for at most a quarter more work
+    beyond 8 images."""
     if count <= 8:
         return 1 << (count - 1).bit_length()
     step = 1 << ((count - 1).bit_length() - 3)
@@ -188,10 +198,15 @@ def bucket(count: int) -> int:
 
 
 class Averaged:
-    """Keras networks of one input shape called as one network: a compiled function runs them all on a batch
-    and averages their outputs, the same numbers as calling each, for one call's overhead rather than one per
-    network (most of the time of a small batch). With `beside`, one more network on the same batch whose own
-    outputs follow the mean's, column after column, from the same call."""
+    """Keras networks of one input shape called as one network: their mean output from one compiled function,
+    the same numbers as calling each, for one call's overhead rather than one per network. With `beside`, one
+    more network on the same batch whose own outputs follow the mean's, column after column, from the same call.
+
+    The function is compiled for TensorFlow Lite's interpreter (XNNPACK's kernels), which runs a batch of one
+    image in a sixth of TensorFlow's time and a number's candidates in four fifths (BENCHMARKS.md, "The
+    classifiers run by TensorFlow Lite"), on `THREADS` threads. An interpreter runs one call at a time, and
+    keeps the memory of the largest batch it has run (about 10 MB for 64 images of version 6): the scoring
+    server's threads take turns on one."""
 
     def __init__(self, networks: Sequence, beside: object | None = None) -> None:
         import tensorflow as tf
@@ -204,10 +219,35 @@ class Averaged:
             mean = tf.add_n([network(images, training=False) for network in networks]) / len(networks)
             return mean if beside is None else tf.concat([mean, beside(images, training=False)], axis=1)
 
-        self.averaged = tf.function(averaged, input_signature=[batch])
+        function = tf.function(averaged, input_signature=[batch])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
+        self.network = LiteNetwork(converter.convert())
+        self.turn = threading.Lock()
 
     def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
-        return self.averaged(batch).numpy()
+        with self.turn:
+            return self.network(batch)
+
+
+class LiteNetwork:
+    """One TensorFlow Lite interpreter of a network with one input and one output, resized to each batch."""
+
+    def __init__(self, flatbuffer: bytes) -> None:
+        import tensorflow as tf
+
+        self.interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=THREADS)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.shape: tuple[int, ...] = ()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self.shape:
+            self.interpreter.resize_tensor_input(self.input, batch.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = batch.shape
+        self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, np.float32))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output)  # a copy
 
 
 class DigitRecognizer(mlflow.pyfunc.PythonModel):
