@@ -4,11 +4,11 @@
 
 Loads the model in this process and calls its classifiers and piece network on
 one batch of random images of every size from 1 to `--sizes`: first as the
-served model calls them (`probabilities_of`, each batch padded to its bucket,
-`pipeline.serving.model.bucket`), then each network on the batch as it is
-(`predict_on_batch`, no padding). Prints the process's resident memory before,
-after each, and the batch shapes each way ran on: what TensorFlow keeps for
-shapes grows with the shapes, not with the calls.
+served model calls them (compiled for TensorFlow Lite as one network, `judges`,
+which keeps the memory of its largest batch, at most
+`pipeline.serving.model.LITE_BATCH` images), then each Keras network in
+TensorFlow (`predict_on_batch`), which keeps some for every shape. Prints the
+process's resident memory before and after each.
 """
 
 from __future__ import annotations
@@ -45,15 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     batches = [rng.random((size, 28, 28), dtype=np.float32) for size in range(1, args.sizes + 1)]
     print(f"`{args.model}`: {len(networks)} networks, batches of 1 to {args.sizes} images")
     print(f"loaded: {megabytes()}")
+    served = recognizer.judges if recognizer.pieces is not None else recognizer.classifiers
     for batch in batches:
-        for network in networks:
-            model.probabilities_of(network, batch)
-    padded = len({model.bucket(len(batch)) for batch in batches})
-    print(f"called as served, padded to {padded} batch sizes: {megabytes()}")
+        model.probabilities_of(served, batch)
+    print(f"called as served: {megabytes()}")
     for batch in batches:
         for network in networks:
             network.predict_on_batch(batch)
-    print(f"then called on each batch as it is, {len(batches)} batch sizes: {megabytes()}")
+    print(f"then each network in TensorFlow on every batch size: {megabytes()}")
 
 
 if __name__ == "__main__":

@@ -271,23 +271,18 @@ def test_a_trained_version_carries_its_sequence_reader_and_reads_numbers_with_it
     recognizer = model.unwrap_python_model()
     assert recognizer.lines_of is not None
 
-    def tracings():
-        return recognizer.sequence_reader.predict_function.experimental_get_tracing_count()
-
-    traced = tracings()
     buffer = io.BytesIO()
     Image.fromarray((seventy(mnist).gray * 255).astype(np.uint8)).save(buffer, "PNG")
     request = pd.DataFrame({"image": [base64.b64encode(buffer.getvalue()).decode()]})
     answer = model.predict(request, params={"mode": "number", "threshold": 0.0})[0]
     assert answer["number"] and len(answer["digits"]) == len(answer["number"])
     assert all(len(digit["box"]) == 4 for digit in answer["digits"])
+    # Served, the reader is compiled for TensorFlow Lite and reads a line at a time: Keras' logits.
     lines = np.zeros((3, sequence.HEIGHT, sequence.WIDTH), np.float32)
     lines[:, 5, 100] = 1.0
-    recognizer.line_logits(lines)
-    recognizer.candidate_rows(np.zeros((7, 28, 28), np.float32))
-    recognizer.probabilities(np.zeros((7, 28, 28), np.float32))
-    # Traced while loading for any batch and line: a request pays no tracing.
-    assert tracings() == traced
+    lines[1, 10:20, 30:40] = 0.7
+    expected = recognizer.sequence_reader.predict(sequence.trimmed(lines), verbose=0)
+    np.testing.assert_allclose(recognizer.line_logits(lines), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_version_6_trains_a_reader_unless_told_not_to():

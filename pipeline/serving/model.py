@@ -25,18 +25,16 @@ limit the request is answered 400 naming the limit and its value, before any
 image is decoded. Files are decoded one at a time, each reduced while it is
 decoded (`images.read`), so a request's memory stays bounded.
 
-The networks are called directly on each request's batch, never through
-`keras.Model.predict`, which builds a data pipeline on every call (about 50 ms,
-meant for datasets rather than requests). The classifiers are called as one
-(`Averaged`): one function runs them all, compiled for TensorFlow Lite's
-interpreter when the model loads, for one call's small overhead; on the
-candidate digits of numbers, the piece network runs in that call too
-(`judges`). The sequence reader, whose lines vary in width, is TensorFlow's
-(`predict_on_batch`).
-Each batch is padded with blank images to one of a few dozen sizes (`bucket`),
-so that what TensorFlow keeps for the shapes it has seen stays bounded. The
-scoring server calls `predict` from several threads at once: nothing here keeps
-a request's state beyond its call, and the calls take turns on an interpreter.
+The networks run in TensorFlow Lite's interpreter (`LiteNetwork`), compiled
+from them when the model loads: for the batch of one request, a few images,
+it takes a fraction of TensorFlow's time, and `keras.Model.predict`, which
+builds a data pipeline on every call, about 50 ms, is never used. The
+classifiers are compiled as one network (`Averaged`) that averages them; on
+the candidate digits of numbers, the piece network runs in that call too
+(`judges`); the sequence reader reads a line at a time (`LineReader`). The
+scoring server calls `predict` from several threads at once: nothing here
+keeps a request's state beyond its call, and the calls take turns on each
+interpreter.
 
 The probabilities are calibrated: the model carries the temperature fitted on
 the validation split (`pipeline.serving.calibration`; 1 for a final fit, which has none).
@@ -78,8 +76,8 @@ READER_ARTIFACT = "sequence_reader"
 IMAGE_SIZE = 28
 MAX_IMAGES = 256  # in one request
 MAX_IMAGE_BYTES = 32_000_000  # of image files in one request, counted as sent (base64)
-CHUNK = 64  # images per call of a network: bounds the memory of its activations, at no cost in speed
-LINE_CHUNK = 64  # lines per call of the sequence reader, each about 40 digit images' worth
+CHUNK = 1024  # images per call of a Keras network: bounds the memory of its activations
+LITE_BATCH = 64  # images per call of an interpreter, which keeps the memory of its largest: at no cost in speed
 THREADS = os.cpu_count() or 1  # each interpreter's, as TensorFlow's own ops take every core
 
 # TensorFlow 2.21 warns, for every interpreter made, that `tf.lite`'s interpreter moves to the ai_edge_litert package.
@@ -169,44 +167,19 @@ def average_probabilities(networks: Sequence, images: np.ndarray, tta: bool = Fa
 
 
 def probabilities_of(network: object, images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """One Keras network's outputs, called `chunk` images at a time, each batch padded to its `bucket`."""
+    """One network's outputs, called `chunk` images at a time."""
     if not len(images):
         return np.zeros((0, *network.output_shape[1:]), np.float32)
     return np.concatenate(
-        [padded_call(network, images[start : start + chunk]) for start in range(0, len(images), chunk)]
+        [np.asarray(network.predict_on_batch(images[start : start + chunk])) for start in range(0, len(images), chunk)]
     )
-
-
-def padded_call(network: object, batch: np.ndarray) -> np.ndarray:
-    """`network`'s outputs for `batch`, called with blank images after it up to `bucket(len(batch))`."""
-    blank = np.zeros((bucket(len(batch)) - len(batch), *batch.shape[1:]), batch.dtype)
-    return np.asarray(network.predict_on_batch(np.concatenate([batch, blank])))[: len(batch)]
-
-
-def bucket(count: int) -> int:
-    """The batch size a network is called with for `count` images: up to 8 the next power of two; beyond,
-    the next multiple of a quarter of the power of two below `count` (10, 12, 14, 16, 20, 24, 28, 32, 40, ...).
-
-    TensorFlow's oneDNN kernels keep memory for every input shape they have run on, about 1 MB a batch
-    size for version 6's three networks, so a server asked about every count of images kept growing;
-    buckets hold each network to 16 shapes up to CHUNK (and LINE_CHUNK), for at most a quarter more work
-    beyond 8 images."""
-    if count <= 8:
-        return 1 << (count - 1).bit_length()
-    step = 1 << ((count - 1).bit_length() - 3)
-    return -(-count // step) * step
 
 
 class Averaged:
     """Keras networks of one input shape called as one network: their mean output from one compiled function,
     the same numbers as calling each, for one call's overhead rather than one per network. With `beside`, one
     more network on the same batch whose own outputs follow the mean's, column after column, from the same call.
-
-    The function is compiled for TensorFlow Lite's interpreter (XNNPACK's kernels), which runs a batch of one
-    image in a sixth of TensorFlow's time and a number's candidates in four fifths (BENCHMARKS.md, "The
-    classifiers run by TensorFlow Lite"), on `THREADS` threads. An interpreter runs one call at a time, and
-    keeps the memory of the largest batch it has run (about 10 MB for 64 images of version 6): the scoring
-    server's threads take turns on one."""
+    """
 
     def __init__(self, networks: Sequence, beside: object | None = None) -> None:
         import tensorflow as tf
@@ -219,35 +192,58 @@ class Averaged:
             mean = tf.add_n([network(images, training=False) for network in networks]) / len(networks)
             return mean if beside is None else tf.concat([mean, beside(images, training=False)], axis=1)
 
-        function = tf.function(averaged, input_signature=[batch])
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
-        self.network = LiteNetwork(converter.convert())
-        self.turn = threading.Lock()
+        self.network = LiteNetwork(tf.function(averaged, input_signature=[batch]))
 
     def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
-        with self.turn:
-            return self.network(batch)
+        return self.network(batch)
+
+
+class LineReader:
+    """The sequence reader, a line at a time: its recurrent layers loop over a line of any width, which the
+    converter turns into the interpreter's own operations only for a batch of fixed size."""
+
+    def __init__(self, reader: object) -> None:
+        import tensorflow as tf
+
+        line = tf.TensorSpec([1, *reader.input_shape[1:]], tf.float32)
+        self.network = LiteNetwork(tf.function(lambda lines: reader(lines, training=False), input_signature=[line]))
+
+    def predict_on_batch(self, lines: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.network(line[None]) for line in lines])
 
 
 class LiteNetwork:
-    """One TensorFlow Lite interpreter of a network with one input and one output, resized to each batch."""
+    """A `tf.function` of one input and one output compiled for TensorFlow Lite's interpreter (XNNPACK's
+    kernels), which runs a batch of one image through version 6's classifiers in a sixth of TensorFlow's
+    time, a number's candidates in four fifths and its line in a third (BENCHMARKS.md, "The networks run
+    by TensorFlow Lite"), on `THREADS` threads. The interpreter is resized to each batch, runs one call at
+    a time (the scoring server's threads take turns) and keeps the memory of the largest batch it has run:
+    it is given at most LITE_BATCH images a call."""
 
-    def __init__(self, flatbuffer: bytes) -> None:
+    def __init__(self, function: object) -> None:
         import tensorflow as tf
 
-        self.interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=THREADS)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
+        self.interpreter = tf.lite.Interpreter(model_content=converter.convert(), num_threads=THREADS)
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.shape: tuple[int, ...] = ()
+        self.turn = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape != self.shape:
-            self.interpreter.resize_tensor_input(self.input, batch.shape)
-            self.interpreter.allocate_tensors()
-            self.shape = batch.shape
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, np.float32))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output)  # a copy
+        return np.concatenate(
+            [self.called(batch[start : start + LITE_BATCH]) for start in range(0, len(batch), LITE_BATCH)]
+        )
+
+    def called(self, batch: np.ndarray) -> np.ndarray:
+        with self.turn:
+            if batch.shape != self.shape:
+                self.interpreter.resize_tensor_input(self.input, batch.shape)
+                self.interpreter.allocate_tensors()
+                self.shape = batch.shape
+            self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, np.float32))
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output)  # a copy
 
 
 class DigitRecognizer(mlflow.pyfunc.PythonModel):
@@ -266,16 +262,13 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
-        # Each network is called on two shapes unlike in every dimension that varies, so that Keras traces
-        # its call once more for any shape (reduce_retracing), here and not in a request: one batch of
-        # one and one of two; for the reader, the narrowest line and the widest.
-        for count, ink in ((1, 0.0), (2, 1.0)):
-            blank = np.zeros((count, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-            self.probabilities(blank)
-            if self.pieces is not None:  # without one, candidates are read as digits are: traced just above
-                self.candidate_rows(blank)
-            if self.sequence_reader is not None:
-                self.line_logits(np.full((count, sequence.HEIGHT, sequence.WIDTH), ink, np.float32))
+        # The networks compiled and run once here, not in a request.
+        blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        self.probabilities(blank)
+        if self.pieces is not None:  # without one, candidates are read as digits are: compiled just above
+            self.candidate_rows(blank)
+        if self.sequence_reader is not None:
+            self.line_logits(np.zeros((1, sequence.HEIGHT, sequence.WIDTH), np.float32))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""
@@ -307,7 +300,11 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
     def line_logits(self, lines: np.ndarray) -> np.ndarray:
         """The sequence reader's logits, (N, frames, 11), for lines of numbers (`pipeline.serving.sequence`),
         read as far as the longest one's ink: a frame per FRAME_COLUMNS columns."""
-        return probabilities_of(self.sequence_reader, sequence.trimmed(lines), LINE_CHUNK)
+        return self.line_reader.predict_on_batch(sequence.trimmed(lines))
+
+    @functools.cached_property
+    def line_reader(self) -> LineReader:
+        return LineReader(self.sequence_reader)
 
     @property
     def lines_of(self) -> Callable[[np.ndarray], np.ndarray] | None:
