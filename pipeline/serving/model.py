@@ -170,9 +170,12 @@ def probabilities_of(network: object, images: np.ndarray, chunk: int = CHUNK) ->
     """One network's outputs, called `chunk` images at a time."""
     if not len(images):
         return np.zeros((0, *network.output_shape[1:]), np.float32)
-    return np.concatenate(
-        [np.asarray(network.predict_on_batch(images[start : start + chunk])) for start in range(0, len(images), chunk)]
-    )
+    return in_chunks(network.predict_on_batch, images, chunk)
+
+
+def in_chunks(call: Callable[[np.ndarray], np.ndarray], images: np.ndarray, chunk: int) -> np.ndarray:
+    """`call`'s outputs for (nonempty) `images`, called `chunk` images at a time."""
+    return np.concatenate([np.asarray(call(images[start : start + chunk])) for start in range(0, len(images), chunk)])
 
 
 class Averaged:
@@ -231,9 +234,7 @@ class LiteNetwork:
         self.turn = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [self.called(batch[start : start + LITE_BATCH]) for start in range(0, len(batch), LITE_BATCH)]
-        )
+        return in_chunks(self.called, batch, LITE_BATCH)
 
     def called(self, batch: np.ndarray) -> np.ndarray:
         with self.turn:
