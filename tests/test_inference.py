@@ -4,13 +4,17 @@ import base64
 import concurrent.futures
 
 import keras
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.serving import calibration, model, segmentation
-from pipeline.training import versions
-from pipeline.training.splits import scaled
+from pipeline.serving import calibration, model, segmentation, sequence
+from pipeline.tracking import logged_model
+from pipeline.training import policy, sequence_reader, versions
+from pipeline.training.loop import fit
+from pipeline.training.settings import Settings
+from pipeline.training.splits import scaled, split
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +116,24 @@ def test_candidates_are_judged_by_the_classifiers_and_the_piece_network_in_one_c
     np.testing.assert_allclose(judge.candidate_rows(images), expected, rtol=1e-4, atol=1e-6)
     judge.pieces = None  # without a piece network, candidates are read as digits are
     np.testing.assert_allclose(judge.candidate_rows(images), judge.probabilities(images))
+
+
+def test_networks_trained_in_bfloat16_are_served_in_float32(tracking, mnist):
+    """Training computes in bfloat16 on processors with bfloat16 instructions; the interpreter has no such kernels."""
+    settings = Settings.for_version(4, subset=3000, validation=500, epochs=1, precision="mixed_bfloat16")
+    classifier, _ = fit(settings, split(mnist, 500, 3000), verbose=0)
+    reader = policy.built(sequence_reader.build, "mixed_bfloat16")
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in classifier.layers}
+    images = scaled(mnist.test_images[:200])
+    lines = np.random.default_rng(0).random((2, sequence.HEIGHT, 4 * sequence.FRAME_COLUMNS), dtype=np.float32)
+    with mlflow.start_run():
+        info = logged_model.log_model([classifier], images[:2], sequence_reader=reader)
+    served = mlflow.pyfunc.load_model(info.model_uri).unwrap_python_model()
+
+    in_bfloat16 = classifier.predict(images, verbose=0)
+    np.testing.assert_allclose(served.probabilities(images), in_bfloat16, atol=0.02)
+    assert (served.probabilities(images).argmax(axis=1) == in_bfloat16.argmax(axis=1)).mean() >= 0.99
+    np.testing.assert_allclose(served.line_logits(lines), reader.predict(lines, verbose=0), atol=0.02)
+    float32 = model.in_float32(classifier)
+    assert {layer.dtype_policy.name for layer in float32.layers} == {"float32"}
+    assert model.in_float32(float32) is float32

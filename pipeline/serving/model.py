@@ -26,7 +26,8 @@ image is decoded. Files are decoded one at a time, each reduced while it is
 decoded (`images.read`), so a request's memory stays bounded.
 
 The networks run in TensorFlow Lite's interpreter (`LiteNetwork`), compiled
-from them when the model loads: for the batch of one request, a few images,
+from them when the model loads, in float32 also where they were trained in
+bfloat16 (`in_float32`): for the batch of one request, a few images,
 it takes a fraction of TensorFlow's time, and `keras.Model.predict`, which
 builds a data pipeline on every call, about 50 ms, is never used. The
 classifiers are compiled as one network (`Averaged`) that averages them; on
@@ -215,6 +216,32 @@ class LineReader:
         return np.concatenate([self.network(line[None]) for line in lines])
 
 
+def in_float32(network: object) -> object:
+    """`network` computing in float32. A network trained in mixed precision (`mixed_bfloat16`, which training
+    chooses on processors with bfloat16 instructions) computes in bfloat16, for which TensorFlow Lite's
+    interpreter has no kernels, and which a processor without those instructions emulates: it is copied into
+    layers of float32, with its own weights (float32 in training too). A network in float32 is returned as it is.
+    """
+    config = network.get_config()
+    floated = float32_config(config)
+    if floated == config:
+        return network
+    copy = type(network).from_config(floated)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+def float32_config(value: object) -> object:
+    """A Keras config with every mixed-precision dtype policy, nested layers' too, replaced by float32."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "DTypePolicy" and str(value.get("config", {}).get("name")).startswith("mixed_"):
+            return "float32"
+        return {key: float32_config(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [float32_config(item) for item in value]
+    return value
+
+
 class LiteNetwork:
     """A `tf.function` of one input and one output compiled for TensorFlow Lite's interpreter (XNNPACK's
     kernels), which runs a batch of one image through version 6's classifiers in a sixth of TensorFlow's
@@ -252,14 +279,14 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
         import keras
 
         self.networks = [
-            keras.models.load_model(path)
+            in_float32(keras.models.load_model(path))
             for name, path in sorted(context.artifacts.items())
             if name.startswith(KERAS_ARTIFACT)
         ]
         path = context.artifacts.get(PIECES_ARTIFACT)
-        self.pieces = keras.models.load_model(path) if path else None
+        self.pieces = in_float32(keras.models.load_model(path)) if path else None
         path = context.artifacts.get(READER_ARTIFACT)
-        self.sequence_reader = keras.models.load_model(path, compile=False) if path else None
+        self.sequence_reader = in_float32(keras.models.load_model(path, compile=False)) if path else None
         config = context.model_config or {}
         self.tta = bool(config.get("tta", False))
         self.temperature = float(config.get("temperature", 1.0))
