@@ -2,6 +2,7 @@
 
 import base64
 import concurrent.futures
+import platform
 
 import keras
 import mlflow
@@ -98,6 +99,21 @@ def test_too_many_bytes_of_images_are_refused_before_any_is_decoded(recognizer):
     half = base64.b64encode(b"\0" * (model.MAX_IMAGE_BYTES // 2 * 3 // 4)).decode()  # not images: never decoded
     with pytest.raises(model.InputError, match="more than the limit of 32,000,000 per request"):
         recognizer.predict(None, pd.DataFrame({"image": [half, half, "A"]}))
+
+
+def test_requests_hand_back_the_memory_they_freed_at_most_once_a_second(recognizer, monkeypatch):
+    assert model.malloc_trim is not None or platform.libc_ver()[0] != "glibc"
+    trims = []
+    monkeypatch.setattr(model, "malloc_trim", trims.append)
+    monkeypatch.setattr(model, "TRIM_SECONDS", 0.0)
+    monkeypatch.setattr(recognizer, "sequence_reader", None, raising=False)
+    recognizer.predict(None, np.zeros((1, 28, 28), np.float32))
+    with pytest.raises(model.InputError, match="not valid base64"):
+        recognizer.predict(None, pd.DataFrame({"image": ["not base64!"]}))
+    assert trims == [0, 0]  # answered or refused
+    monkeypatch.setattr(model, "TRIM_SECONDS", 3600.0)
+    recognizer.predict(None, np.zeros((1, 28, 28), np.float32))
+    assert trims == [0, 0]
 
 
 @pytest.mark.parametrize("tta", [False, True])
