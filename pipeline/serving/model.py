@@ -23,7 +23,9 @@ A request holds at most `MAX_IMAGES` images and `MAX_IMAGE_BYTES` of image
 files (base64 as sent); each file at most `images.MAX_PIXELS` pixels. Past a
 limit the request is answered 400 naming the limit and its value, before any
 image is decoded. Files are decoded one at a time, each reduced while it is
-decoded (`images.read`), so a request's memory stays bounded.
+decoded (`images.read`), so a request's memory stays bounded; at the end of a
+request, at most once a second, what requests freed is handed back to the
+system (`hand_back_freed_memory`).
 
 The networks run in TensorFlow Lite's interpreter (`LiteNetwork`), compiled
 from them when the model loads, in float32 also where they were trained in
@@ -84,9 +86,9 @@ LITE_BATCH = 64  # images per call of an interpreter, which keeps the memory of 
 THREADS = os.cpu_count() or 1  # each interpreter's, as TensorFlow's own ops take every core
 
 # glibc keeps the memory a thread frees for its next allocations, in arenas of each thread's own, and
-# requests read in several threads at once: at the end of a request, at most once every TRIM_SECONDS,
-# what is free is handed back to the system (BENCHMARKS.md, "Freed memory handed back"), at no cost in
-# speed measured. A C library without malloc_trim keeps its own.
+# requests are read in several threads at once: at the end of a request, at most once every TRIM_SECONDS,
+# what is free is handed back to the system, at no cost in speed measured (BENCHMARKS.md, "Models trained
+# in bfloat16 served again, and freed memory handed back"). A C library without malloc_trim keeps its own.
 malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 TRIM_SECONDS = 1.0
 last_trimmed = 0.0
