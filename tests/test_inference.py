@@ -81,9 +81,7 @@ def test_a_network_is_called_a_chunk_at_a_time_and_answers_for_each_image():
 
 @pytest.fixture(scope="module")
 def recognizer(networks):
-    recognizer = model.DigitRecognizer()
-    recognizer.networks, recognizer.tta, recognizer.temperature = networks[:1], False, 1.0
-    return recognizer
+    return model.DigitRecognizer().ready(networks[:1])
 
 
 def test_too_many_images_in_one_request_are_refused_with_the_limit(recognizer):
@@ -106,7 +104,6 @@ def test_requests_hand_back_the_memory_they_freed_at_most_once_a_second(recogniz
     trims = []
     monkeypatch.setattr(model, "malloc_trim", trims.append)
     monkeypatch.setattr(model, "TRIM_SECONDS", 0.0)
-    monkeypatch.setattr(recognizer, "sequence_reader", None, raising=False)
     recognizer.predict(None, np.zeros((1, 28, 28), np.float32))
     with pytest.raises(model.InputError, match="not valid base64"):
         recognizer.predict(None, pd.DataFrame({"image": ["not base64!"]}))
@@ -122,8 +119,7 @@ def test_candidates_are_judged_by_the_classifiers_and_the_piece_network_in_one_c
     (`segmentation.judged`), its probabilities too averaged over TTA's moved copies; the numbers of Keras's
     `predict`, from one compiled function."""
     keras.utils.set_random_seed(1)
-    judge = model.DigitRecognizer()
-    judge.networks, judge.pieces, judge.tta, judge.temperature = networks, versions.build_mlp(), tta, 1.5
+    judge = model.DigitRecognizer().ready(networks, pieces=versions.build_mlp(), tta=tta, temperature=1.5)
     images = scaled(mnist.test_images[:50])
     views = [moved(images, *shift) for shift in model.TTA_SHIFTS] if tta else [images]
     classes = np.mean([net.predict(view, verbose=0) for net in networks for view in views], axis=0)

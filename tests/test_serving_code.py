@@ -6,10 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import mlflow
 import numpy as np
+import pytest
+import tensorflow as tf
 from conftest import train_tiny
 
+from pipeline.tracking import logged_model
 from pipeline.training.splits import scaled
 
 # Runs in a process where the project itself cannot be imported: the editable install's
@@ -63,3 +67,16 @@ def test_a_logged_model_carries_and_needs_only_the_serving_code(tracking, mnist,
     here = mlflow.pyfunc.load_model(str(local)).predict(images)
     assert found["digits"] == [answer["digit"] for answer in here]
     assert np.mean(np.array(found["digits"]) == mnist.test_labels[:20]) > 0.5
+
+
+def test_networks_the_served_model_cannot_run_are_neither_logged_nor_registered(tracking):
+    images = keras.Input((28, 28))
+    odd = keras.layers.Lambda(tf.math.bessel_i0e)(images)  # an operation TensorFlow Lite has no kernel for
+    network = keras.Model(images, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(odd)))
+    with mlflow.start_run() as run:
+        with pytest.raises(logged_model.NotServable, match="neither logged as a model nor registered .*MLIR"):
+            logged_model.log_model([network], np.zeros((2, 28, 28), np.float32), registered_model_name="mnist")
+    assert mlflow.search_registered_models() == []
+    assert not mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    kept = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="unservable")
+    assert [path.name for path in Path(kept).iterdir()] == ["keras_model.keras"]  # the training is not lost

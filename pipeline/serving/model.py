@@ -299,25 +299,40 @@ class DigitRecognizer(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         import keras
 
-        self.networks = [
-            in_float32(keras.models.load_model(path))
-            for name, path in sorted(context.artifacts.items())
-            if name.startswith(KERAS_ARTIFACT)
-        ]
-        path = context.artifacts.get(PIECES_ARTIFACT)
-        self.pieces = in_float32(keras.models.load_model(path)) if path else None
-        path = context.artifacts.get(READER_ARTIFACT)
-        self.sequence_reader = in_float32(keras.models.load_model(path, compile=False)) if path else None
+        def network(name: str, **options: object) -> object | None:
+            path = context.artifacts.get(name)
+            return keras.models.load_model(path, **options) if path else None
+
         config = context.model_config or {}
-        self.tta = bool(config.get("tta", False))
-        self.temperature = float(config.get("temperature", 1.0))
-        # The networks compiled and run once here, not in a request.
+        self.ready(
+            [network(name) for name in sorted(context.artifacts) if name.startswith(KERAS_ARTIFACT)],
+            pieces=network(PIECES_ARTIFACT),
+            sequence_reader=network(READER_ARTIFACT, compile=False),
+            tta=bool(config.get("tta", False)),
+            temperature=float(config.get("temperature", 1.0)),
+        )
+
+    def ready(
+        self,
+        networks: Sequence,
+        pieces: object | None = None,
+        sequence_reader: object | None = None,
+        tta: bool = False,
+        temperature: float = 1.0,
+    ) -> DigitRecognizer:
+        """Serve these Keras networks, in float32 (`in_float32`), each compiled and run once here rather than in
+        a request: what loading the model does, and what `pipeline.tracking.logged_model` tries before logging."""
+        self.networks = [in_float32(network) for network in networks]
+        self.pieces = in_float32(pieces) if pieces is not None else None
+        self.sequence_reader = in_float32(sequence_reader) if sequence_reader is not None else None
+        self.tta, self.temperature = tta, temperature
         blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)
         self.probabilities(blank)
         if self.pieces is not None:  # without one, candidates are read as digits are: compiled just above
             self.candidate_rows(blank)
         if self.sequence_reader is not None:
             self.line_logits(np.zeros((1, sequence.HEIGHT, sequence.WIDTH), np.float32))
+        return self
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The calibrated class probabilities of MNIST-format images (N x 28 x 28 in [0, 1])."""

@@ -3,7 +3,9 @@
 Every model is logged as one `pipeline.serving.model.DigitRecognizer` named
 `model` in the active run. Its `code_paths` hold `pipeline/serving` and the
 package's `__init__.py` and nothing else, so a served model depends on serving
-code alone; its pip requirements pin the versions it was trained with.
+code alone; its pip requirements pin the versions it was trained with. The
+networks are first compiled and run as the served model runs them: networks it
+could not serve raise `NotServable`, and nothing is logged or registered.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ REGISTRY_DESCRIPTION = (
     "project's versions (1-6, or an ensemble) it is. See the project's README, Promotion."
 )
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+UNSERVABLE_FOLDER = "unservable"  # where the Keras files of networks that could not be served are kept
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +101,15 @@ def log_model(
         )
     )
     with tempfile.TemporaryDirectory() as scratch:
-        artifacts = {}
-        for number, network in enumerate(networks):
-            name = KERAS_ARTIFACT if len(networks) == 1 else f"{KERAS_ARTIFACT}_{number + 1}"
-            artifacts[name] = str(Path(scratch) / f"{name}.keras")
-            network.save(artifacts[name])
-        for name, network in ((PIECES_ARTIFACT, pieces), (READER_ARTIFACT, sequence_reader)):
-            if network is not None:
-                artifacts[name] = str(Path(scratch) / f"{name}.keras")
-                network.save(artifacts[name])
+        artifacts = saved(networks, pieces, sequence_reader, Path(scratch))
+        try:  # compiled and run as the served model runs them, before anything is logged as a model
+            DigitRecognizer().ready(networks, pieces, sequence_reader, tta, temperature)
+        except Exception as error:
+            mlflow.log_artifacts(scratch, UNSERVABLE_FOLDER)
+            raise NotServable(
+                f"these networks cannot be served, so they were neither logged as a model nor registered "
+                f"(their Keras files are the run's artifacts {UNSERVABLE_FOLDER}/): {first_line(error)}"
+            ) from error
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=DigitRecognizer(),
@@ -126,6 +129,26 @@ def log_model(
             ],
             registered_model_name=registered_model_name,
         )
+
+
+def saved(networks: Sequence, pieces: object | None, sequence_reader: object | None, folder: Path) -> dict[str, str]:
+    """The networks saved as Keras files in `folder`: their paths by artifact name."""
+    names = [KERAS_ARTIFACT] if len(networks) == 1 else [f"{KERAS_ARTIFACT}_{n}" for n in range(1, len(networks) + 1)]
+    named = dict(zip(names, networks)) | {PIECES_ARTIFACT: pieces, READER_ARTIFACT: sequence_reader}
+    paths = {}
+    for name, network in named.items():
+        if network is not None:
+            paths[name] = str(folder / f"{name}.keras")
+            network.save(paths[name])
+    return paths
+
+
+class NotServable(RuntimeError):
+    """Trained networks that the served model cannot compile or run."""
+
+
+def first_line(error: Exception) -> str:
+    return next(iter(str(error).strip().splitlines()), type(error).__name__)
 
 
 def describe_version(
