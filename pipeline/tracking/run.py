@@ -25,7 +25,7 @@ import numpy as np
 from pipeline.analysis import evaluation, figures
 from pipeline.data import datasets, negatives
 from pipeline.serving import calibration
-from pipeline.serving.model import average_probabilities
+from pipeline.serving.model import average_probabilities, in_float32
 from pipeline.tracking import lineage, logged_model, tags
 from pipeline.training import pieces, sequence_reader, versions
 from pipeline.training.loop import fit
@@ -95,6 +95,8 @@ def train_tracked(
     finally:
         pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
     mlflow.log_metric("train_seconds", train_seconds)
+    # Served in float32 also where trained in bfloat16: the figures below and the networks logged are those served.
+    networks = [in_float32(network) for network in networks]
     mlflow.log_param("parameters", sum(network.count_params() for network in networks))
     title = f"version {version.number} ({version.name})"
     figures.log(figures.learning_curves(history, title=title), "figures/learning_curves.png")
