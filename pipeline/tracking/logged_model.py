@@ -5,7 +5,8 @@ Every model is logged as one `pipeline.serving.model.DigitRecognizer` named
 package's `__init__.py` and nothing else, so a served model depends on serving
 code alone; its pip requirements pin the versions it was trained with. The
 networks are first compiled and run as the served model runs them: networks it
-could not serve raise `NotServable`, and nothing is logged or registered.
+could not serve raise `NotServable`, nothing is logged as a model or
+registered, and their Keras files are kept as the run's artifacts `unservable/`.
 """
 
 from __future__ import annotations
