@@ -1,11 +1,14 @@
 """Version 6: a "not a digit" class trained on non-digits, and what it answers for them."""
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import mlflow
 import numpy as np
 import pytest
 
 from pipeline.data import negatives
-from pipeline.tracking.run import log_rejection, train_tracked
+from pipeline.tracking.run import log_rejection, train_tracked, unseen_non_digits
 from pipeline.training import versions
 from pipeline.training.settings import Settings, SettingsError
 from pipeline.training.splits import scaled, split
@@ -91,7 +94,11 @@ def test_version_6_averages_two_members_and_is_validated_as_served(robust_run, m
 
 def test_a_final_fit_measures_rejection_on_test_images_only(tracking, mnist, fashion):
     splits = split(mnist, validation=0, subset=300)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        unseen = unseen_non_digits(pool, splits, seed=0)
+    assert list(unseen) == ["test"]  # made in the pool as they would be here: clothing from the test images
+    np.testing.assert_array_equal(unseen["test"], negatives.sample(300, 2, fashion.test_images))
     with mlflow.start_run() as run:
-        log_rejection([versions.get(6).build()], splits, seed=0, temperature=1.0)
+        log_rejection([versions.get(6).build()], splits, unseen, temperature=1.0)
     metrics = mlflow.get_run(run.info.run_id).data.metrics
     assert set(metrics) == {"test_digits_accepted", "test_not_digits_rejected"}

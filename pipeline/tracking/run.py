@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +30,7 @@ from pipeline.tracking import lineage, logged_model, tags
 from pipeline.training import pieces, sequence_reader, versions
 from pipeline.training.loop import fit
 from pipeline.training.settings import Settings, resolved_architecture
-from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, additions, split
+from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, added_kinds, addition, joined, split
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def train_tracked(
         networks, history = fit_members(settings, splits, layers, made.additions)
         train_seconds = time.perf_counter() - started
         training_pieces = made.pieces.result() if made.pieces else None
+        unseen = unseen_non_digits(pool, splits, settings.seed) if version.reject_class else {}
     finally:
         pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
     mlflow.log_metric("train_seconds", train_seconds)
@@ -119,7 +120,7 @@ def train_tracked(
         probabilities, splits.test_images, splits.test_labels, dataset.classes, title=title
     )
     if version.reject_class:
-        log_rejection(networks, splits, settings.seed, temperature)
+        log_rejection(networks, splits, unseen, temperature)
     piece_network = None
     if settings.pieces:
         piece_network, piece_metrics = pieces.train(splits, settings.pieces, settings.seed, training_pieces)
@@ -148,21 +149,23 @@ def train_tracked(
 class Made(NamedTuple):
     """What the networks train on besides MNIST's digits (`made_in_background`)."""
 
-    additions: list[Future | None]  # each member's non-digits and written digits, where the recipe adds any
+    additions: list[list[Future]]  # each member's non-digits and written digits in parts (`splits.added_kinds`)
     pieces: Future | None  # the piece network's pieces, where the recipe trains one
     written: list[tuple[np.ndarray, np.ndarray]] | None  # the digits numbers are composed from besides MNIST's
 
 
 def made_in_background(pool: ProcessPoolExecutor, settings: Settings, splits: Splits) -> Made:
-    """Start making what the networks train on besides MNIST's digits, each in a process of the pool: each
-    member's non-digits and written digits (`splits.additions`) and the piece network's pieces. The first
-    member's come first, and it trains while the rest are made. The drawn and printed digits that the piece
-    network's and the sequence reader's numbers are composed from (`pieces.written_digits`) are drawn once,
-    here, while the pool makes the first member's.
+    """Start making what the networks train on besides MNIST's digits in the processes of the pool: each
+    member's non-digits and written digits (`splits.additions`), each kind in a process of its own, and the
+    piece network's pieces. The first member's come first, and it trains while the rest are made. The drawn
+    and printed digits that the piece network's and the sequence reader's numbers are composed from
+    (`pieces.written_digits`) are drawn once, here, while the pool makes the first member's.
     """
     digits = len(splits.train_labels)
-    wanted = bool(settings.negatives or settings.written)
-    added = [pool.submit(additions, member, digits) if wanted else None for member in settings.each_member()]
+    added = [
+        [pool.submit(addition, member, digits, kind) for kind in added_kinds(member)]
+        for member in settings.each_member()
+    ]
     written = pieces.written_digits(settings.seed) if settings.pieces or settings.sequence_reader else None
     made_pieces = None
     if settings.pieces:
@@ -171,7 +174,7 @@ def made_in_background(pool: ProcessPoolExecutor, settings: Settings, splits: Sp
 
 
 def fit_members(
-    settings: Settings, splits: Splits, layers: dict, added: list[Future | None]
+    settings: Settings, splits: Splits, layers: dict, added: list[list[Future]]
 ) -> tuple[list[keras.Model], dict]:
     """Train the version's networks, one per member (`Settings.each_member`), each on MNIST's digits and what
     is `added` for it (`made_in_background`); return them and the first one's history.
@@ -189,32 +192,41 @@ def fit_members(
             splits,
             architecture=layers,
             callbacks=[EpochMetrics(prefix)],
-            prepared=made.result() if made else None,
+            prepared=joined([part.result() for part in made]) if made else None,
         )
         networks.append(network)
         histories.append(history)
     return networks, histories[0]
 
 
-def log_rejection(networks: list[keras.Model], splits: Splits, seed: int, temperature: float) -> None:
-    """How often the served answer accepts digits and rejects non-digits, on validation and on test images.
-
-    Non-digits the training never saw: validation ones from the rest of
-    Fashion-MNIST's training images and other seeds, test ones from its test images.
-    """
-    clothing = datasets.load(datasets.FASHION_MNIST)
-    held_out = {
-        "test": (splits.test_images, negatives.sample(len(splits.test_images), seed + 2, clothing.test_images)),
-    }
+def unseen_non_digits(pool: Executor, splits: Splits, seed: int) -> dict[str, np.ndarray]:
+    """Non-digits the training never saw, for `log_rejection`, each set made in a process of the `pool`:
+    validation ones ("val") from the rest of Fashion-MNIST's training images and another seed, test ones
+    from its test images and a third; as many as there are validation and test digits."""
+    made = {"test": pool.submit(non_digits, len(splits.test_images), seed + 2, "test")}
     if splits.validated:
-        held_out["val"] = (
-            splits.validation_images,
-            negatives.sample(len(splits.validation_images), seed + 1, clothing.train_images[CLOTHING_FOR_TRAINING:]),
-        )
-    for prefix, (digits, others) in held_out.items():
+        made["val"] = pool.submit(non_digits, len(splits.validation_images), seed + 1, "train")
+    return {prefix: future.result() for prefix, future in made.items()}
+
+
+def non_digits(count: int, seed: int, clothing: str) -> np.ndarray:
+    """`count` non-digits (`negatives.sample`), their clothing from Fashion-MNIST's "test" images or from
+    the "train" images that training leaves out."""
+    fashion = datasets.load(datasets.FASHION_MNIST)
+    pool = fashion.test_images if clothing == "test" else fashion.train_images[CLOTHING_FOR_TRAINING:]
+    return negatives.sample(count, seed, pool)
+
+
+def log_rejection(
+    networks: list[keras.Model], splits: Splits, unseen: dict[str, np.ndarray], temperature: float
+) -> None:
+    """How often the served answer accepts digits and rejects the `unseen` non-digits (`unseen_non_digits`),
+    on validation ("val") and on test images."""
+    digits = {"test": splits.test_images, "val": splits.validation_images}
+    for prefix, others in unseen.items():
         evaluation.log_rejection(
             prefix,
-            calibration.scaled(average_probabilities(networks, digits), temperature),
+            calibration.scaled(average_probabilities(networks, digits[prefix]), temperature),
             calibration.scaled(average_probabilities(networks, others), temperature),
         )
 

@@ -70,22 +70,32 @@ def split(arrays: datasets.Arrays, validation: int, subset: int = 0) -> Splits:
 def additions(settings: Settings, digits: int) -> tuple[np.ndarray, np.ndarray]:
     """What the recipe of `settings` trains on besides MNIST's `digits` training digits, images and labels:
     `settings.negatives` non-digits per digit (`pipeline.data.negatives`, label CLASSES), then
-    `settings.written` digits drawn in pen strokes and printed in typefaces per digit; from `settings.seed`."""
-    images, labels = [], []
-    if settings.negatives:
+    `settings.written` digits drawn in pen strokes and printed in typefaces per digit; from `settings.seed`.
+    Each kind (`added_kinds`) is made on its own (`addition`), so that a pool can make them side by side."""
+    return joined([addition(settings, digits, kind) for kind in added_kinds(settings)])
+
+
+def added_kinds(settings: Settings) -> list[str]:
+    """The kinds of image the recipe of `settings` adds to MNIST's digits, in the order of `additions`."""
+    return ["non-digits"] * bool(settings.negatives) + ["drawn", "printed"] * bool(settings.written)
+
+
+def addition(settings: Settings, digits: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """One kind of `additions` ("non-digits", "drawn" or "printed"): its images and labels."""
+    if kind == "non-digits":
         clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
-        images.append(negatives.sample(round(settings.negatives * digits), settings.seed, clothing))
-        labels.append(np.full(len(images[-1]), CLASSES, np.uint8))
-    if settings.written:
-        count = round(settings.written * digits)
-        printed = round(PRINTED * count)
-        for made, made_labels in (
-            strokes.sample(count - printed, settings.seed),
-            typefaces.sample(printed, settings.seed),
-        ):
-            images.append(made)
-            labels.append(made_labels)
-    return np.concatenate(images), np.concatenate(labels)
+        images = negatives.sample(round(settings.negatives * digits), settings.seed, clothing)
+        return images, np.full(len(images), CLASSES, np.uint8)
+    count = round(settings.written * digits)
+    printed = round(PRINTED * count)
+    if kind == "drawn":
+        return strokes.sample(count - printed, settings.seed)
+    return typefaces.sample(printed, settings.seed)
+
+
+def joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels made in parts (`addition`), one after the other."""
+    return np.concatenate([images for images, _ in parts]), np.concatenate([labels for _, labels in parts])
 
 
 def with_additions(splits: Splits, added: tuple[np.ndarray, np.ndarray]) -> Splits:
