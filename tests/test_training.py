@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline.analysis.evaluation import Evaluation
+from pipeline.data import numbers
 from pipeline.data.datasets import Arrays
 from pipeline.tracking.run import made_in_background
-from pipeline.training import pieces, policy, processor
+from pipeline.training import pieces, policy, processor, sequence_reader
 from pipeline.training.loop import fit, learning_rate, loss
 from pipeline.training.settings import Settings, SettingsError, resolved_architecture
 from pipeline.training.splits import additions, joined, split
@@ -216,20 +217,22 @@ def test_each_network_gets_in_the_background_what_it_would_make_itself(mnist, fa
         made = made_in_background(pool, settings, splits)
         added = [joined([part.result() for part in parts]) for parts in made.additions]
         made_pieces = made.pieces.result()
+        made_lines = numbers.joined_lines([chunk.result() for chunk in made.lines])
     assert [len(parts) for parts in made.additions] == [3, 3]  # non-digits, drawn and printed digits, apart
     for (images, labels), member in zip(added, settings.each_member(), strict=True):
         own_images, own_labels = additions(member, len(splits.train_labels))
         assert np.array_equal(images, own_images) and np.array_equal(labels, own_labels)
     assert not np.array_equal(added[0][0], added[1][0])
     written = pieces.written_digits(settings.seed)
-    assert [len(labels) for _, labels in made.written] == [40, 20]
-    assert all(np.array_equal(made_images, own) for (made_images, _), (own, _) in zip(made.written, written))
     own_pieces = pieces.training_pieces(splits, 0.01, settings.seed, written)
     assert all(map(np.array_equal, made_pieces, own_pieces))
+    sources = sequence_reader.line_sources(splits, settings.seed)  # the reader's own, drawn again here
+    own_lines = numbers.lines(15, settings.seed, sources, sequence_reader.SHARES)  # 0.01 of 1,500 digits
+    assert all(map(np.array_equal, made_lines, own_lines))
     nothing = made_in_background(
         None, replace(settings, negatives=0.0, written=0.0, pieces=0.0, sequence_reader=0.0), splits
     )
-    assert nothing == ([[], []], None, None)
+    assert nothing == ([[], []], None, [])
 
 
 def test_a_network_is_built_in_its_precision_and_what_is_built_after_in_float32():

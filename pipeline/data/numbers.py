@@ -124,16 +124,26 @@ def lines(
     """`count` composed numbers as the sequence reader sees them: lines (count, HEIGHT, WIDTH) float32, their
     digits (count, MAX_DIGITS), 0 past each number's end, and their lengths. Sources and shares as for `pieces`.
 
-    Each `LINES_PER_PROCESS` are composed from a seed of their own, in as many processes as there are
-    cores: the lines are the same however many there are."""
+    Each `LINES_PER_PROCESS` are composed from a seed of their own (`line_chunks`), in as many processes as
+    there are cores: the lines are the same however many there are."""
+    chunks = line_chunks(count, seed)
+    if len(chunks) == 1:
+        return lines_from(*chunks[0], sources, shares)
+    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
+    with ProcessPoolExecutor(min(len(chunks), os.cpu_count() or 1), mp_context=spawn) as pool:
+        return joined_lines(list(pool.map(lines_from, *zip(*chunks), repeat(sources), repeat(shares))))
+
+
+def line_chunks(count: int, seed: int) -> list[tuple[int, int]]:
+    """The count and seed of each chunk of `count` lines that `lines` composes on its own (`lines_from`)."""
     counts = [min(LINES_PER_PROCESS, count - start) for start in range(0, count, LINES_PER_PROCESS)]
     seeds = [int(value) for value in np.random.SeedSequence(seed).generate_state(len(counts))]
-    if len(counts) == 1:
-        return lines_from(count, seeds[0], sources, shares)
-    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
-    with ProcessPoolExecutor(min(len(counts), os.cpu_count() or 1), mp_context=spawn) as pool:
-        parts = list(pool.map(lines_from, counts, seeds, repeat(sources), repeat(shares)))
-    return tuple(np.concatenate(part) for part in zip(*parts))
+    return list(zip(counts, seeds))
+
+
+def joined_lines(chunks: Sequence[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines composed in chunks (`line_chunks`), in order: the lines, digits and lengths of `lines`."""
+    return tuple(np.concatenate(part) for part in zip(*chunks))
 
 
 def lines_from(

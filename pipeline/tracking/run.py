@@ -23,7 +23,7 @@ import mlflow
 import numpy as np
 
 from pipeline.analysis import evaluation, figures
-from pipeline.data import datasets, negatives
+from pipeline.data import datasets, negatives, numbers
 from pipeline.serving import calibration
 from pipeline.serving.model import average_probabilities, in_float32
 from pipeline.tracking import lineage, logged_model, tags
@@ -33,6 +33,8 @@ from pipeline.training.settings import Settings, resolved_architecture
 from pipeline.training.splits import CLOTHING_FOR_TRAINING, Splits, added_kinds, addition, joined, split
 
 log = logging.getLogger(__name__)
+
+BACKGROUND = 19  # the niceness of the processes that make training data beside a training: the lowest priority
 
 
 class EpochMetrics(keras.callbacks.Callback):
@@ -85,13 +87,16 @@ def train_tracked(
     lineage.log_splits(dataset, splits)
 
     spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
-    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn)
+    # At the lowest priority, the pool's processes take only the cycles that a training leaves idle, and the
+    # cores whenever nothing trains.
+    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn, initializer=os.nice, initargs=(BACKGROUND,))
     try:
         made = made_in_background(pool, settings, splits)
         started = time.perf_counter()
         networks, history = fit_members(settings, splits, layers, made.additions)
         train_seconds = time.perf_counter() - started
         training_pieces = made.pieces.result() if made.pieces else None
+        training_lines = numbers.joined_lines([chunk.result() for chunk in made.lines]) if made.lines else None
         unseen = unseen_non_digits(pool, splits, settings.seed) if version.reject_class else {}
     finally:
         pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
@@ -128,7 +133,7 @@ def train_tracked(
     reader_network = None
     if settings.sequence_reader:
         reader_network, reader_metrics = sequence_reader.train(
-            splits, settings.sequence_reader, settings.seed, precision=settings.precision, written=made.written
+            splits, settings.sequence_reader, settings.seed, precision=settings.precision, prepared=training_lines
         )
         mlflow.log_metrics(reader_metrics)
     # Only digit readers are versions of `mnist`: a clothing model is one of `fashion-mnist`.
@@ -151,15 +156,15 @@ class Made(NamedTuple):
 
     additions: list[list[Future]]  # each member's non-digits and written digits in parts (`splits.added_kinds`)
     pieces: Future | None  # the piece network's pieces, where the recipe trains one
-    written: list[tuple[np.ndarray, np.ndarray]] | None  # the digits numbers are composed from besides MNIST's
+    lines: list[Future]  # the sequence reader's lines in chunks (`numbers.line_chunks`), where it trains one
 
 
 def made_in_background(pool: ProcessPoolExecutor, settings: Settings, splits: Splits) -> Made:
     """Start making what the networks train on besides MNIST's digits in the processes of the pool: each
-    member's non-digits and written digits (`splits.additions`), each kind in a process of its own, and the
-    piece network's pieces. The first member's come first, and it trains while the rest are made. The drawn
-    and printed digits that the piece network's and the sequence reader's numbers are composed from
-    (`pieces.written_digits`) are drawn once, here, while the pool makes the first member's.
+    member's non-digits and written digits (`splits.additions`), each kind in a process of its own, the piece
+    network's pieces and the sequence reader's lines. The first member's come first, and it trains while the
+    rest are made. The drawn and printed digits that the piece network's and the sequence reader's numbers
+    are composed from (`pieces.written_digits`) are drawn once, here, while the pool makes the first member's.
     """
     digits = len(splits.train_labels)
     added = [
@@ -170,7 +175,10 @@ def made_in_background(pool: ProcessPoolExecutor, settings: Settings, splits: Sp
     made_pieces = None
     if settings.pieces:
         made_pieces = pool.submit(pieces.training_pieces, splits, settings.pieces, settings.seed, written)
-    return Made(added, made_pieces, written)
+    made_lines = []
+    if settings.sequence_reader:
+        made_lines = sequence_reader.training_lines(pool, splits, settings.sequence_reader, settings.seed, written)
+    return Made(added, made_pieces, made_lines)
 
 
 def fit_members(

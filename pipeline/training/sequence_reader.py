@@ -18,6 +18,7 @@ on whole lines.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,25 +76,42 @@ def ctc_loss(packed: keras.KerasTensor, logits: keras.KerasTensor) -> keras.Kera
     return ops.ctc_loss(labels, logits, lengths, frames, mask_index=sequence.BLANK)
 
 
+def line_sources(
+    splits: Splits, seed: int, written: list[tuple[np.ndarray, np.ndarray]] | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What the reader's numbers are composed from: MNIST's training digits and the `written` ones
+    (`pieces.written_digits`, drawn here unless the caller has them)."""
+    return [(splits.train_images, splits.train_labels), *(written or written_digits(seed))]
+
+
+def training_lines(
+    pool: Executor, splits: Splits, per_digit: float, seed: int, written: list[tuple[np.ndarray, np.ndarray]]
+) -> list[Future]:
+    """What `train` would compose itself, started in the `pool`'s processes chunk by chunk (`numbers.line_chunks`):
+    `numbers.joined_lines` of their results is the same to the bit."""
+    sources = line_sources(splits, seed, written)
+    chunks = numbers.line_chunks(composed_count(splits, per_digit), seed)
+    return [pool.submit(numbers.lines_from, count, chunk_seed, sources, SHARES) for count, chunk_seed in chunks]
+
+
 def train(
     splits: Splits,
     per_digit: float,
     seed: int,
     epochs: int = EPOCHS,
     precision: str = "float32",
-    written: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    prepared: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, dict]:
-    """The reader trained on `per_digit` numbers per training digit, composed from MNIST's and the `written`
-    digits (`pieces.written_digits`, drawn here unless the caller has them), and its metrics: training time,
-    numbers trained on, and the share of numbers composed from the validation digits that it reads exactly.
-    `precision`: the version's Keras dtype policy (`pipeline.training.processor`)."""
+    """The reader trained on `per_digit` numbers per training digit, composed from MNIST's and the drawn and
+    printed digits (`line_sources`; or the lines `prepared` by `training_lines`), and its metrics: training
+    time (composing the lines included where they are composed here), numbers trained on, and the share of
+    numbers composed from the validation digits that it reads exactly. `precision`: the version's Keras dtype
+    policy (`pipeline.training.processor`)."""
     import keras
 
     started = time.perf_counter()
-    handwriting = (splits.train_images, splits.train_labels)
     count = composed_count(splits, per_digit)
-    sources = [handwriting, *(written or written_digits(seed))]
-    lines, labels, lengths = numbers.lines(count, seed, sources, SHARES)
+    lines, labels, lengths = prepared or numbers.lines(count, seed, line_sources(splits, seed), SHARES)
 
     keras.utils.set_random_seed(seed)
     network = policy.built(build, precision)
