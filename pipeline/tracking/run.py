@@ -87,8 +87,8 @@ def train_tracked(
     lineage.log_splits(dataset, splits)
 
     spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
-    # At the lowest priority, the pool's processes take only the cycles that a training leaves idle, and the
-    # cores whenever nothing trains.
+    # At the lowest priority the pool's processes yield the cores to a training, which then loses far less to
+    # them than at its own (`benchmarks/background.py`), and have them whenever nothing trains.
     pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn, initializer=os.nice, initargs=(BACKGROUND,))
     try:
         made = made_in_background(pool, settings, splits)
@@ -97,6 +97,7 @@ def train_tracked(
         train_seconds = time.perf_counter() - started
         training_pieces = made.pieces.result() if made.pieces else None
         training_lines = numbers.joined_lines([chunk.result() for chunk in made.lines]) if made.lines else None
+        made.lines.clear()  # the chunks: their lines are held once, joined
         unseen = unseen_non_digits(pool, splits, settings.seed) if version.reject_class else {}
     finally:
         pool.shutdown(cancel_futures=True)  # a failed training waits for no more than what is being made
