@@ -1,4 +1,5 @@
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -8,7 +9,7 @@ import pytest
 from pipeline.analysis.evaluation import Evaluation
 from pipeline.data import numbers
 from pipeline.data.datasets import Arrays
-from pipeline.tracking.run import made_in_background
+from pipeline.tracking.run import background_pool, made_in_background
 from pipeline.training import pieces, policy, processor, sequence_reader
 from pipeline.training.loop import fit, learning_rate, loss
 from pipeline.training.settings import Settings, SettingsError, resolved_architecture
@@ -205,6 +206,11 @@ def test_a_recipes_additions_are_its_non_digits_then_its_drawn_and_printed_digit
     assert (labels[:150] == CLASSES).all() and (labels[150:] < CLASSES).all()
     again, again_labels = additions(settings, digits=550)
     assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
+
+
+def test_training_data_is_made_beside_a_training_at_the_lowest_priority():
+    with background_pool() as pool:
+        assert pool.submit(os.nice, 0).result() == 19  # os.nice(0): the process's niceness, unchanged
 
 
 def test_each_network_gets_in_the_background_what_it_would_make_itself(mnist, fashion, monkeypatch):

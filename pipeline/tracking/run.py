@@ -86,10 +86,7 @@ def train_tracked(
     )
     lineage.log_splits(dataset, splits)
 
-    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
-    # At the lowest priority the pool's processes yield the cores to a training, which then loses far less to
-    # them than at its own (`benchmarks/background.py`), and have them whenever nothing trains.
-    pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn, initializer=os.nice, initargs=(BACKGROUND,))
+    pool = background_pool()
     try:
         made = made_in_background(pool, settings, splits)
         started = time.perf_counter()
@@ -150,6 +147,14 @@ def train_tracked(
     if register:
         model_version = logged_model.describe_version(dataset.name, info, str(version.number), version.name, {})
     return Outcome(networks, history, val_accuracy, train_seconds, result, model_version)
+
+
+def background_pool() -> ProcessPoolExecutor:
+    """Processes, one per core, to make training data beside a training, at the lowest priority: they yield the
+    cores to the training, which then loses far less to them than at its own priority
+    (`benchmarks/background.py`), and have them whenever nothing trains."""
+    spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
+    return ProcessPoolExecutor(os.cpu_count() or 1, mp_context=spawn, initializer=os.nice, initargs=(BACKGROUND,))
 
 
 class Made(NamedTuple):
