@@ -19,7 +19,6 @@ import argparse
 import multiprocessing
 import os
 import statistics
-import time
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
@@ -42,12 +41,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def compose(niceness: int, stop: Event, made: Synchronized) -> None:
-    """Compose lines as the sequence reader's training does, at `niceness`, counting them in `made`, until `stop`."""
+def compose(niceness: int, ready: Event, stop: Event, made: Synchronized) -> None:
+    """Compose lines as the sequence reader's training does, at `niceness`, counting them in `made`, from `ready`
+    until `stop`."""
     os.nice(niceness)
     splits = split(datasets.load(datasets.MNIST), VALIDATION)
     sources = sequence_reader.line_sources(splits, seed=0)
-    made.value = -1  # ready
+    ready.set()
     seed = 0
     while not stop.is_set():
         numbers.lines_from(LINES_PER_CALL, seed, sources, sequence_reader.SHARES)
@@ -63,15 +63,12 @@ def trained_beside(condition: str, steps: int, arrays: datasets.Arrays) -> tuple
         6, epochs=3, subset=subset, validation=VALIDATION, members=1, negatives=0.0, written=0.0
     )
     spawn = multiprocessing.get_context("spawn")
-    stop, made = spawn.Event(), spawn.Value("i", 0)
+    ready, stop, made = spawn.Event(), spawn.Event(), spawn.Value("i", 0)
     composer = None
     if condition != "alone":
-        composer = spawn.Process(target=compose, args=(int(condition.split()[-1]), stop, made), daemon=True)
+        composer = spawn.Process(target=compose, args=(int(condition.split()[-1]), ready, stop, made), daemon=True)
         composer.start()
-        while made.value == 0:  # until it composes: its imports and sources are not the training's cost
-            time.sleep(0.1)
-    with made.get_lock():
-        made.value = 0
+        ready.wait()  # its imports and sources are not the training's cost
     try:
         _, history = fit(settings, split(arrays, VALIDATION, subset), verbose=0)
     finally:

@@ -26,8 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from itertools import repeat
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -131,7 +130,14 @@ def lines(
         return lines_from(*chunks[0], sources, shares)
     spawn = multiprocessing.get_context("spawn")  # not forked: a fork of a process running TensorFlow can hang
     with ProcessPoolExecutor(min(len(chunks), os.cpu_count() or 1), mp_context=spawn) as pool:
-        return joined_lines(list(pool.map(lines_from, *zip(*chunks), repeat(sources), repeat(shares))))
+        return joined_lines([chunk.result() for chunk in started_lines(pool, count, seed, sources, shares)])
+
+
+def started_lines(
+    pool: Executor, count: int, seed: int, sources: Sequence[tuple[np.ndarray, np.ndarray]], shares: Sequence[float]
+) -> list[Future]:
+    """`lines`, started in the `pool`'s processes chunk by chunk: `joined_lines` of their results."""
+    return [pool.submit(lines_from, *chunk, sources, shares) for chunk in line_chunks(count, seed)]
 
 
 def line_chunks(count: int, seed: int) -> list[tuple[int, int]]:

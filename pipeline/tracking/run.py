@@ -217,18 +217,12 @@ def unseen_non_digits(pool: Executor, splits: Splits, seed: int) -> dict[str, np
     """Non-digits the training never saw, for `log_rejection`, each set made in a process of the `pool`:
     validation ones ("val") from the rest of Fashion-MNIST's training images and another seed, test ones
     from its test images and a third; as many as there are validation and test digits."""
-    made = {"test": pool.submit(non_digits, len(splits.test_images), seed + 2, "test")}
+    clothing = datasets.load(datasets.FASHION_MNIST)
+    made = {"test": pool.submit(negatives.sample, len(splits.test_images), seed + 2, clothing.test_images)}
     if splits.validated:
-        made["val"] = pool.submit(non_digits, len(splits.validation_images), seed + 1, "train")
+        rest = clothing.train_images[CLOTHING_FOR_TRAINING:]
+        made["val"] = pool.submit(negatives.sample, len(splits.validation_images), seed + 1, rest)
     return {prefix: future.result() for prefix, future in made.items()}
-
-
-def non_digits(count: int, seed: int, clothing: str) -> np.ndarray:
-    """`count` non-digits (`negatives.sample`), their clothing from Fashion-MNIST's "test" images or from
-    the "train" images that training leaves out."""
-    fashion = datasets.load(datasets.FASHION_MNIST)
-    pool = fashion.test_images if clothing == "test" else fashion.train_images[CLOTHING_FOR_TRAINING:]
-    return negatives.sample(count, seed, pool)
 
 
 def log_rejection(

@@ -87,11 +87,10 @@ def line_sources(
 def training_lines(
     pool: Executor, splits: Splits, per_digit: float, seed: int, written: list[tuple[np.ndarray, np.ndarray]]
 ) -> list[Future]:
-    """What `train` would compose itself, started in the `pool`'s processes chunk by chunk (`numbers.line_chunks`):
+    """What `train` would compose itself, started in the `pool`'s processes chunk by chunk (`numbers.started_lines`):
     `numbers.joined_lines` of their results is the same to the bit."""
-    sources = line_sources(splits, seed, written)
-    chunks = numbers.line_chunks(composed_count(splits, per_digit), seed)
-    return [pool.submit(numbers.lines_from, count, chunk_seed, sources, SHARES) for count, chunk_seed in chunks]
+    count = composed_count(splits, per_digit)
+    return numbers.started_lines(pool, count, seed, line_sources(splits, seed, written), SHARES)
 
 
 def train(
