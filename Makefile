@@ -7,13 +7,13 @@ TEST_STAMP := $(VENV)/.installed-test
 # The Debian packages the project uses: Graphviz draws the layer diagrams; Fashion-MNIST's
 # offline source gives version 6 its non-digits; the image sets print digits in typefaces drawn
 # from handwriting, which training never prints with (the last two for the held-out sets; see
-# pipeline/data/typefaces.py). The tests also start a real PostgreSQL and open the demo page in
-# a real Chromium.
+# pipeline/data/typefaces.py). The tests also start a real PostgreSQL, open the demo page in
+# a real Chromium and put nginx with deploy/nginx.conf in front of a real scoring server.
 HANDWRITING_FONTS := fonts-rufscript fonts-tlwg-purisa-ttf fonts-kiloji fonts-sil-andika fonts-kaushanscript \
 	fonts-leckerli-one fonts-staypuft fonts-tomsontalks fonts-sjfonts fonts-havana fonts-joscelyn fonts-lobster \
 	fonts-opendyslexic fonts-aoyagi-soseki fonts-aoyagi-kouzan-t fonts-kristi fonts-seto
 SYSTEM_PACKAGES := graphviz dataset-fashion-mnist $(HANDWRITING_FONTS)
-TEST_SYSTEM_PACKAGES := postgresql chromium
+TEST_SYSTEM_PACKAGES := postgresql chromium nginx-light
 
 # `mlflow run` starts each step as `python -m pipeline...`: the venv's python must come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)

@@ -15,7 +15,8 @@ each: requests/s (and images/s), the median and 99th
 percentile latency, errors, and the server's memory before and after. Then one
 request past each limit (too many images, too many bytes, too many pixels, and
 as many arrays as the bytes limit holds), with the time to its 4xx, whether the
-next request is answered normally, and the server's memory after.
+next request is answered normally, and the server's memory after: sent to the
+server, then (where nginx is installed) through `deploy/nginx.conf` in front of it.
 
 The model is served twice side by side: with the serving code it was logged
 with, and with this checkout's `pipeline/serving` in its place (the networks
@@ -47,7 +48,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import reading_speed
-from pipeline.analysis import scoring_server
+from pipeline.analysis import reverse_proxy, scoring_server
 from pipeline.data import datasets
 from pipeline.page import readers
 
@@ -264,9 +265,10 @@ def main(argv: list[str] | None = None) -> None:
                 with scoring_server.running(str(served), workers) as server:
                     for payload in prepared:
                         print(f"| {code} | {workers} | {measured(server, payload, workers, args)} |", flush=True)
-                    refusals += [f"| {code} | {workers} | {row} |" for row in refused(server, limits, prepared[0])]
-        print("\n| serving code | workers | request | body | status | answered in | message | next request | memory |")
-        print("|---|---:|---|---:|---:|---:|---|---:|---:|")
+                    refusals += refused_both_ways(server, limits, prepared[0], f"{code} | {workers}")
+        columns = "serving code | workers | through | request | body | status | answered in | message | next request"
+        print(f"\n| {columns} | memory |")
+        print("|---|---:|---|---|---:|---:|---:|---|---:|---:|")
         print("\n".join(refusals))
         if args.soak:
             (soaked,) = [payload for payload in prepared if payload.key == args.soak_payload]
@@ -288,14 +290,25 @@ def measured(server: scoring_server.Server, payload: Payload, workers: int, args
     )
 
 
-def refused(server: scoring_server.Server, limits: list[tuple[str, bytes]], normal: Payload) -> list[str]:
-    """One request past each limit, each followed by a normal one: the cells of their rows."""
+def refused_both_ways(
+    server: scoring_server.Server, limits: list[tuple[str, bytes]], normal: Payload, first_cells: str
+) -> list[str]:
+    """The rows of `refused`, sent to the server and, where nginx is installed, through `deploy/nginx.conf`."""
+    rows = [f"| {first_cells} | direct | {row} |" for row in refused(server.url, server, limits, normal)]
+    if reverse_proxy.nginx():
+        with reverse_proxy.running(server.url) as proxy:
+            rows += [f"| {first_cells} | nginx | {row} |" for row in refused(proxy, server, limits, normal)]
+    return rows
+
+
+def refused(url: str, server: scoring_server.Server, limits: list[tuple[str, bytes]], normal: Payload) -> list[str]:
+    """One request past each limit to `url`, each followed by a normal one: the cells of their rows."""
     rows = []
     for name, body in limits:
         start = time.perf_counter()
-        status, answer = send(server.url, body)
+        status, answer = send(url, body)
         took = time.perf_counter() - start
-        next_status, _ = send(server.url, normal.bodies[0])
+        next_status, _ = send(url, normal.bodies[0])
         reason = readers.reason_in(answer)[:90]
         rows.append(
             f"{name} | {len(body) / 2**20:,.1f} MB | {status} | {milliseconds(took)} | {reason} | {next_status} "

@@ -18,7 +18,7 @@ from PIL import Image
 from test_images import encoded, on_paper
 from test_segmentation import written_number
 
-from pipeline.analysis import scoring_server
+from pipeline.analysis import reverse_proxy, scoring_server
 from pipeline.training.splits import scaled
 
 SUBSET, VALIDATION = 2000, 500
@@ -280,6 +280,28 @@ def test_requests_past_the_limits_are_refused_saying_which(served, mnist):
         assert status == 400 and message in body["message"], (status, str(body)[-300:])
     status, body = post(served, {"inputs": scaled(mnist.test_images[:256]).tolist()})
     assert status == 200 and len(body["predictions"]) == 256
+
+
+@pytest.mark.skipif(reverse_proxy.nginx() is None, reason="no nginx here: apt-get install nginx-light (make test does)")
+def test_behind_deploy_nginx_conf_a_body_past_the_limit_is_refused_unread(served, mnist):
+    """The scoring server parses a whole body before the model counts it; nginx refuses it from its length."""
+    from pipeline.serving import model
+
+    upstream = served.removesuffix("/invocations")
+    arrays = {"inputs": scaled(mnist.test_images[:3]).tolist()}
+    with reverse_proxy.running(upstream) as proxy:
+        heavy = {"dataframe_split": {"columns": ["image"], "data": [["A" * (model.MAX_IMAGE_BYTES - 40)]]}}
+        status, body = post(f"{proxy}/invocations", heavy)  # the JSON around it takes the body past the limit
+        assert status == 413 and body["message"] == (
+            f"the request body is more than the limit of {model.MAX_IMAGE_BYTES:,} bytes"
+        )
+        # Everything else passes unchanged, the model's own refusals included.
+        assert post(f"{proxy}/invocations", arrays) == post(served, arrays)
+        status, body = post(f"{proxy}/invocations", {"inputs": np.zeros((257, 28, 28)).tolist()})
+        assert status == 400 and "257 images is more than the limit of 256" in body["message"]
+        heavy["dataframe_split"]["data"] = [["A" * (model.MAX_IMAGE_BYTES - 100)]]
+        status, body = post(f"{proxy}/invocations", heavy)
+        assert status == 400 and "not an image" in body["message"], body["message"][-200:]
 
 
 def test_concurrent_requests_get_the_answers_sequential_ones_get(served, mnist):
