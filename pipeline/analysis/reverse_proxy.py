@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ def nginx() -> str | None:
 @contextmanager
 def running(upstream: str) -> Iterator[str]:
     """nginx on a free port of 127.0.0.1, passing requests on to `upstream` (http://host:port), until left."""
+    if nginx() is None:
+        raise ServerError("nginx is not installed (Debian: apt-get install nginx-light)")
     url = f"http://{HOST}:{free_port()}"
     with tempfile.TemporaryDirectory() as folder:
         site = Path(folder) / "site.conf"
