@@ -28,8 +28,9 @@ typefaces of `pipeline.data.typefaces` (the regular ones, and apart, those
 drawn from handwriting), MNIST's test handwriting written with a broad marker
 (far bolder than any training variation) and photographed dim or on coloured
 paper; numbers of 1 to 12 of those digits spaced, touching and overlapping;
-and letters, symbols and digit-like letters (S, Z, b, g, q) printed in the
-held-out typefaces.
+letters, symbols and digit-like letters (S, Z, b, g, q) printed in the
+held-out typefaces; and MNIST's test handwriting scanned coarsely (8 to 16
+pixels a side, enlarged).
 
 Everything comes from `--seed`, so a set is the same wherever it is written.
 """
@@ -212,7 +213,24 @@ def write_styles(
         for index in range(not_digits // 2):
             ink = glyph(rng, [Path(path) for path in fonts + hands if path], characters)
             save(photo(ink, rng), folder / "letters" / "not-digits" / kind, f"{index:04d}", rng)
+    for index in range(digits):  # last, so that every set above is drawn as before
+        ink, digit = coarse(*handwritten(), rng)
+        save(
+            photo(ink, rng, **photo_options(ink, {}, rng)),
+            folder / "coarse scans" / "digits" / str(digit),
+            f"{index:04d}",
+            rng,
+        )
     return {path.name: sum(1 for file in path.rglob("*") if file.is_file()) for path in sorted(folder.iterdir())}
+
+
+def coarse(ink: np.ndarray, digit: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A digit scanned coarsely: its 28 x 28 ink averaged to 8 to 16 pixels a side, then enlarged to 112
+    pixels, blocky or smooth, as a low-resolution scan or a thumbnail is when it is blown up."""
+    side = int(rng.integers(8, 17))
+    small = Image.fromarray((ink * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BOX)
+    enlarge = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+    return np.asarray(small.resize((112, 112), enlarge), np.float32) / 255.0, digit
 
 
 def upright(ink: np.ndarray) -> np.ndarray:

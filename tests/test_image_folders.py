@@ -62,6 +62,7 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
         "spaced numbers",
         "touching numbers",
         "letters",
+        "coarse scans",
         *printed_from_handwriting,  # where setup could install their typefaces
     }
     assert {item.set for item in found if "numbers" in item.category} == {"numbers"}
