@@ -214,7 +214,8 @@ def write_styles(
             ink = glyph(rng, [Path(path) for path in fonts + hands if path], characters)
             save(photo(ink, rng), folder / "letters" / "not-digits" / kind, f"{index:04d}", rng)
     for index in range(digits):  # last, so that every set above is drawn as before
-        ink, digit = coarse(*handwritten(), rng)
+        ink, digit = handwritten()
+        ink = coarse(ink, rng)
         save(
             photo(ink, rng, **photo_options(ink, {}, rng)),
             folder / "coarse scans" / "digits" / str(digit),
@@ -224,13 +225,13 @@ def write_styles(
     return {path.name: sum(1 for file in path.rglob("*") if file.is_file()) for path in sorted(folder.iterdir())}
 
 
-def coarse(ink: np.ndarray, digit: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def coarse(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A digit scanned coarsely: its 28 x 28 ink averaged to 8 to 16 pixels a side, then enlarged to 112
     pixels, blocky or smooth, as a low-resolution scan or a thumbnail is when it is blown up."""
     side = int(rng.integers(8, 17))
     small = Image.fromarray((ink * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BOX)
     enlarge = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
-    return np.asarray(small.resize((112, 112), enlarge), np.float32) / 255.0, digit
+    return np.asarray(small.resize((112, 112), enlarge), np.float32) / 255.0
 
 
 def upright(ink: np.ndarray) -> np.ndarray:

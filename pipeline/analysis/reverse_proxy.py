@@ -15,15 +15,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.analysis.scoring_server import HOST, ServerError, free_port
+from pipeline.analysis.scoring_server import HOST, ServerError, free_port, wait_for
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 LISTEN, UPSTREAM = "127.0.0.1:8080", "127.0.0.1:5001"  # the addresses as the file has them
@@ -38,7 +35,8 @@ def nginx() -> str | None:
 @contextmanager
 def running(upstream: str) -> Iterator[str]:
     """nginx on a free port of 127.0.0.1, passing requests on to `upstream` (http://host:port), until left."""
-    if nginx() is None:
+    executable = nginx()
+    if executable is None:
         raise ServerError("nginx is not installed (Debian: apt-get install nginx-light)")
     url = f"http://{HOST}:{free_port()}"
     with tempfile.TemporaryDirectory() as folder:
@@ -48,13 +46,18 @@ def running(upstream: str) -> Iterator[str]:
         )
         main = Path(folder) / "nginx.conf"
         main.write_text(main_config(Path(folder), site))
+        log = Path(folder) / "error.log"
         process = subprocess.Popen(
-            [nginx(), "-p", folder, "-c", str(main), "-e", f"{folder}/error.log"],
+            [executable, "-p", folder, "-c", str(main), "-e", str(log)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+        def output() -> str:
+            return log.read_text(errors="replace") if log.exists() else ""
+
         try:
-            wait_for(url, process, Path(folder) / "error.log")
+            wait_for(f"{url}/ping", process, output, "nginx", START_TIMEOUT)
             yield url
         finally:
             process.terminate()
@@ -78,18 +81,3 @@ http {{
     include {site};
 }}
 """
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerError(f"nginx stopped: {log.read_text(errors='replace')[-3000:] if log.exists() else ''}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=5):
-                return
-        except urllib.error.HTTPError:  # nginx answers; what is behind it may not yet
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise ServerError(f"nginx did not answer in {START_TIMEOUT} s")

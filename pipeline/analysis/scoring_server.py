@@ -18,11 +18,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 180  # seconds for the server to load the model and answer /ping
@@ -66,7 +67,7 @@ def running(model: str, workers: int = 1, environment: dict | None = None) -> It
         )
         server = Server(f"http://{HOST}:{port}", process)
         try:
-            wait_for(server, log)
+            wait_for(f"{server.url}/ping", process, lambda: read_from_start(log), "mlflow models serve", START_TIMEOUT)
             yield server
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -77,20 +78,26 @@ def running(model: str, workers: int = 1, environment: dict | None = None) -> It
                 process.wait()
 
 
-def wait_for(server: Server, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_for(url: str, process: subprocess.Popen, output: Callable[[], str], name: str, timeout: float) -> None:
+    """Return once `url` answers 200; raise ServerError, with the end of `output()`, if `process` stops first,
+    or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            log.seek(0)
-            raise ServerError(f"mlflow models serve stopped: {log.read().decode(errors='replace')[-3000:]}")
+        if process.poll() is not None:
+            raise ServerError(f"{name} stopped: {output()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{server.url}/ping", timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.5)
-    raise ServerError(f"mlflow models serve did not answer /ping in {START_TIMEOUT} s")
+    raise ServerError(f"{name} did not answer {urlsplit(url).path} in {timeout} s")
+
+
+def read_from_start(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 def descendants(pid: int) -> list[int]:
