@@ -41,7 +41,7 @@ def test_each_transform_at_zero_strength_is_the_identity(digits):
 
 def test_each_variation_alone_changes_the_digits(digits):
     strengths = {"rotation": 10, "scale": 0.1, "stretch": 0.3, "shear": 0.15, "translation": 2.5}
-    for name, strength in {**strengths, "thickness": 0.5, "elastic": 34, "coarse": 1.0}.items():
+    for name, strength in {**strengths, "thickness": 0.5, "elastic": 34}.items():
         varied = np.asarray(augment(digits, [3, 4], Augmentation(**{name: strength})))
         assert np.abs(varied - digits).max() > 0.1, name
 
@@ -139,18 +139,3 @@ def test_the_description_names_what_is_on():
     assert str(Augmentation()) == "none"
     assert str(Augmentation(rotation=10, thickness=0.3)) == "rotation=10,thickness=0.3"
     assert str(Augmentation(thickness=1.0, thinning=0.0)) == "thickness=1,thinning=0"
-
-
-def test_a_share_of_digits_is_scanned_coarsely_each_kept_where_it_was(digits):
-    """A coarse scan keeps the digit's ink and place and loses its detail; the share is of the images."""
-    scanned = np.asarray(augment(digits, [4, 2], Augmentation(coarse=1.0)))
-    assert (np.abs(scanned - digits).max(axis=(1, 2)) > 0.1).all()
-    ink, scanned_ink = digits.sum(axis=(1, 2)), scanned.sum(axis=(1, 2))
-    assert np.abs(scanned_ink / ink - 1).max() < 0.15
-    for before, after in zip(centres_of_mass(digits), centres_of_mass(scanned)):
-        assert np.abs(after - before).max() < 1.0
-    # With a share of a quarter, about a quarter of the images are scanned and the others left as they were.
-    some = np.asarray(augment(digits, [4, 3], Augmentation(coarse=0.25)))
-    changed = np.abs(some - digits).max(axis=(1, 2)) > 1e-6
-    assert 0.15 < changed.mean() < 0.35
-    np.testing.assert_array_equal(some[~changed], digits[~changed])

@@ -5,9 +5,7 @@ translation about the centre, one bilinear resampling), optionally an elastic
 distortion (Simard et al., 2003: a random displacement field smoothed by a
 Gaussian, which bends strokes the way hands do), and its own stroke-thickness
 change (a blend towards a 3x3 dilation or erosion, which keeps the grey
-anti-aliased edges); and a share of them scanned coarsely (averaged down to
-10 to 20 pixels a side and enlarged back, blocky or smooth), as low-resolution
-scans and thumbnails come. These are the ways handwriting varies that leave the
+anti-aliased edges). These are the ways handwriting varies that leave the
 digit's label as it is; flips and large rotations, which turn a 6 into a 9,
 are not among them.
 
@@ -25,13 +23,11 @@ if TYPE_CHECKING:
 
 CENTRE = 13.5  # of a 28x28 image, in pixel coordinates
 ELASTIC_SIGMA = 4.0  # pixels: the smoothness of the elastic displacement field
-COARSEST, FINEST = 10, 20  # pixels a side that a coarse scan averages a 28x28 image down to
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Strengths: each variation is drawn uniformly in [-strength, +strength] (thickness: [-thinning, +thickness]);
-    `coarse` is a share."""
+    """Strengths: each variation is drawn uniformly in [-strength, +strength] (thickness: [-thinning, +thickness])."""
 
     rotation: float = 0.0  # degrees
     scale: float = 0.0  # relative: 0.1 = from 90 % to 110 %
@@ -41,7 +37,6 @@ class Augmentation:
     thickness: float = 0.0  # 1 = all the way to a 3x3 dilation (+) or erosion (-)
     thinning: float | None = None  # the erosion's own strength, where it differs from thickness's
     elastic: float = 0.0  # the displacement field's scale (Simard's alpha; 34 is theirs for MNIST)
-    coarse: float = 0.0  # the share of images scanned coarsely (not a strength): see random_coarse
 
     def __bool__(self) -> bool:
         return any(asdict(self).values())
@@ -65,8 +60,6 @@ def augment(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> t
         images = random_elastic(images, tf.random.experimental.stateless_fold_in(seed, 3), augmentation.elastic)
     if augmentation.thickness or augmentation.thinning:
         images = random_thickness(images, thickness_seed, augmentation.thickness, augmentation.thinning)
-    if augmentation.coarse:  # last: a scan is taken of what was written
-        images = random_coarse(images, tf.random.experimental.stateless_fold_in(seed, 7), augmentation.coarse)
     return images
 
 
@@ -120,24 +113,6 @@ def random_thickness(images: tf.Tensor, seed: tf.Tensor, strength: float, thinni
     dilated = tf.nn.max_pool2d(channels, 3, 1, "SAME")[..., 0]
     eroded = -tf.nn.max_pool2d(-channels, 3, 1, "SAME")[..., 0]
     return images + tf.nn.relu(amount) * (dilated - images) + tf.nn.relu(-amount) * (eroded - images)
-
-
-def random_coarse(images: tf.Tensor, seed: tf.Tensor, share: float) -> tf.Tensor:
-    """A `share` of the images scanned coarsely: averaged down to a side drawn for the batch, from COARSEST to
-    FINEST pixels, then enlarged back, blocky (nearest neighbour) or smooth (bilinear), half and half. Only
-    those images are resized, so the cost is the share's."""
-    import tensorflow as tf
-
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
-    draws = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed)
-    side_seed = tf.random.experimental.stateless_fold_in(seed, 1)
-    side = tf.random.stateless_uniform([], side_seed, minval=COARSEST, maxval=FINEST + 1, dtype=tf.int32)
-    chosen = tf.where(draws[:, 0] < share)
-    small = tf.image.resize(tf.gather_nd(images, chosen)[..., None], tf.stack([side, side]), method="area")
-    blocky = tf.image.resize(small, [height, width], method="nearest")[..., 0]
-    smooth = tf.image.resize(small, [height, width], method="bilinear")[..., 0]
-    scanned = tf.where((tf.gather_nd(draws[:, 1], chosen) < 0.5)[:, None, None], blocky, smooth)
-    return tf.tensor_scatter_nd_update(images, chosen, scanned)
 
 
 def random_elastic(images: tf.Tensor, seed: tf.Tensor, alpha: float) -> tf.Tensor:

@@ -401,7 +401,7 @@ VERSIONS = {
                 "label_smoothing": 0.1,
                 **FAST_CPU,
                 "augmentation": Augmentation(
-                    rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=1.0, thinning=0.5, coarse=0.1
+                    rotation=12, scale=0.15, shear=0.2, translation=2.0, thickness=1.0, thinning=0.5
                 ),
                 "negatives": 15000 / 55000,  # 15,000 with all of MNIST's 55,000 training digits
                 "written": 11000 / 55000,  # 11,000 drawn and printed digits (pipeline.data.strokes, .typefaces)
