@@ -122,6 +122,7 @@ def test_cosine_without_warmup_starts_at_the_peak():
         ({"warmup": 1.0}, "warmup is a fraction"),
         ({"ema": 1.0}, "ema is a momentum"),
         ({"members": 0}, "members is a number of networks"),
+        ({"coarse": 1.5}, "coarse is the share of the drawn and printed digits"),
     ],
 )
 def test_impossible_recipes_are_refused(overrides, message):
@@ -206,6 +207,18 @@ def test_a_recipes_additions_are_its_non_digits_then_its_drawn_and_printed_digit
     assert (labels[:150] == CLASSES).all() and (labels[150:] < CLASSES).all()
     again, again_labels = additions(settings, digits=550)
     assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
+
+
+def test_half_of_version_6s_drawn_and_printed_digits_are_scanned_coarsely_and_none_without(fashion):
+    def written(coarse):
+        settings = Settings.for_version(6, seed=3, negatives=0.0, coarse=coarse)
+        return additions(settings, digits=1100)
+
+    (scanned, labels), (sharp, sharp_labels) = written(None), written(0.0)
+    assert np.array_equal(labels, sharp_labels)  # the same digits, some of them scanned
+    changed = np.abs(scanned - sharp).max(axis=(1, 2)) > 0.05
+    assert 0.4 < changed.mean() < 0.6
+    np.testing.assert_array_equal(scanned[~changed], sharp[~changed])
 
 
 def test_training_data_is_made_beside_a_training_at_the_lowest_priority():

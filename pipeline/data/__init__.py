@@ -6,7 +6,8 @@
 - `atomic`: writing a file so that no reader ever sees part of it;
 - `negatives`: images that are not digits, for a "not a digit" class;
 - `strokes`: digits drawn in pen strokes from style templates, with pens from a fine nib to a broad marker;
-- `typefaces`: digits printed in the typefaces every installation has.
+- `typefaces`: digits printed in the typefaces every installation has;
+- `scans`: digits as a coarse scan shows them.
 
 It imports only `serving` (non-digits and drawn digits go through the same preprocessing as people's images).
 """

@@ -41,6 +41,7 @@ class Settings:
     jit_compile: bool = False  # compile the training step with XLA
     negatives: float = 0.0  # non-digits added per training digit, for versions with a "not a digit" class
     written: float = 0.0  # digits drawn in pen strokes or printed (pipeline.data.strokes, .typefaces) per MNIST digit
+    coarse: float = 0.0  # the share of those digits scanned coarsely (pipeline.data.scans)
     pieces: float = 0.0  # numbers composed per MNIST digit to train the piece network on (pipeline.training.pieces)
     sequence_reader: float = 0.0  # numbers composed per MNIST digit to train a sequence reader on (.sequence_reader)
 
@@ -60,6 +61,10 @@ class Settings:
         if self.written < 0:
             raise SettingsError(
                 f"written is a number of drawn and printed digits per MNIST digit, >= 0, got {self.written}"
+            )
+        if not 0 <= self.coarse <= 1:
+            raise SettingsError(
+                f"coarse is the share of the drawn and printed digits scanned coarsely, got {self.coarse}"
             )
         if self.pieces < 0:
             raise SettingsError(f"pieces is a number of composed numbers per training digit, >= 0, got {self.pieces}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.data import datasets, negatives, strokes, typefaces
+from pipeline.data import datasets, negatives, scans, strokes, typefaces
 from pipeline.training.settings import Settings, SettingsError
 from pipeline.training.versions import CLASSES
 
@@ -88,9 +88,12 @@ def addition(settings: Settings, digits: int, kind: str) -> tuple[np.ndarray, np
         return images, np.full(len(images), CLASSES, np.uint8)
     count = round(settings.written * digits)
     printed = round(PRINTED * count)
+    # Drawn and printed digits are scanned from random streams of their own.
     if kind == "drawn":
-        return strokes.sample(count - printed, settings.seed)
-    return typefaces.sample(printed, settings.seed)
+        images, labels = strokes.sample(count - printed, settings.seed)
+        return scans.coarse(images, settings.coarse, settings.seed), labels
+    images, labels = typefaces.sample(printed, settings.seed)
+    return scans.coarse(images, settings.coarse, settings.seed + 1), labels
 
 
 def joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
