@@ -209,7 +209,7 @@ def test_a_recipes_additions_are_its_non_digits_then_its_drawn_and_printed_digit
     assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
 
 
-def test_half_of_version_6s_drawn_and_printed_digits_are_scanned_coarsely_and_none_without(fashion):
+def test_half_of_version_6s_drawn_and_printed_digits_are_scanned_coarsely_and_none_without():
     def written(coarse):
         settings = Settings.for_version(6, seed=3, negatives=0.0, coarse=coarse)
         return additions(settings, digits=1100)

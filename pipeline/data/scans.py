@@ -5,7 +5,9 @@ a digit's shape and loses its detail, and its edges come out as staircases
 (enlarged by nearest neighbour) or soft ramps (bilinearly). Version 6 scans a
 share of its drawn and printed digits (`pipeline.data.strokes`, `.typefaces`)
 this way, once, as they are made; MNIST's own digits are left as they are,
-since scanning those cost its test set digits from writers it had not seen.
+since scanning those cost digits of its test set, whose writers training never
+saw. The image sets' coarse scans (`benchmarks/image_sets.py`) are made apart,
+at other sides, so that they stay a style training does not draw.
 """
 
 from __future__ import annotations
