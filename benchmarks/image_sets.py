@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from pipeline.data import datasets, strokes, typefaces
+from pipeline.data import datasets, scans, strokes, typefaces
 
 INKS = {"black": (20, 20, 25), "blue": (25, 45, 150), "grey": (80, 80, 85)}
 PAPERS = {"white": (250, 250, 247), "cream": (242, 234, 214)}
@@ -229,9 +229,7 @@ def coarse(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A digit scanned coarsely: its 28 x 28 ink averaged to 8 to 16 pixels a side, then enlarged to 112
     pixels, blocky or smooth, as a low-resolution scan or a thumbnail is when it is blown up."""
     side = int(rng.integers(8, 17))
-    small = Image.fromarray((ink * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BOX)
-    enlarge = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
-    return np.asarray(small.resize((112, 112), enlarge), np.float32) / 255.0
+    return scans.scan(ink, side, rng.random() < 0.5, 112)
 
 
 def upright(ink: np.ndarray) -> np.ndarray:

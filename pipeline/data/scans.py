@@ -6,8 +6,8 @@ a digit's shape and loses its detail, and its edges come out as staircases
 share of its drawn and printed digits (`pipeline.data.strokes`, `.typefaces`)
 this way, once, as they are made; MNIST's own digits are left as they are,
 since scanning those cost digits of its test set, whose writers training never
-saw. The image sets' coarse scans (`benchmarks/image_sets.py`) are made apart,
-at other sides, so that they stay a style training does not draw.
+saw. The image sets' coarse scans (`benchmarks/image_sets.py`) are made by
+`scan` at other sides and another size, so they stay a style training does not draw.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ def coarse(images: np.ndarray, share: float, seed: int) -> np.ndarray:
     scanned = images.copy()
     for row in np.flatnonzero(rng.random(len(images)) < share):
         side = int(rng.integers(COARSEST, FINEST + 1))
-        picture = Image.fromarray(np.clip(images[row] * 255, 0, 255).astype(np.uint8))
-        small = picture.resize((side, side), Image.Resampling.BOX)
-        enlarge = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
-        scanned[row] = np.asarray(small.resize((images.shape[2], images.shape[1]), enlarge), np.float32) / 255.0
+        scanned[row] = scan(images[row], side, rng.random() < 0.5, images.shape[1])
     return scanned
+
+
+def scan(image: np.ndarray, side: int, blocky: bool, size: int) -> np.ndarray:
+    """One image in [0, 1] averaged down to `side` pixels a side, then enlarged to `size`, by nearest neighbour
+    (`blocky`) or bilinearly."""
+    small = Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8)).resize((side, side), Image.Resampling.BOX)
+    enlarge = Image.Resampling.NEAREST if blocky else Image.Resampling.BILINEAR
+    return np.asarray(small.resize((size, size), enlarge), np.float32) / 255.0
