@@ -41,7 +41,6 @@ class Settings:
     jit_compile: bool = False  # compile the training step with XLA
     negatives: float = 0.0  # non-digits added per training digit, for versions with a "not a digit" class
     written: float = 0.0  # digits drawn in pen strokes or printed (pipeline.data.strokes, .typefaces) per MNIST digit
-    bend: float = 0.0  # the most those digits are bent (pipeline.data.bends): Simard's alpha
     coarse: float = 0.0  # the share of those digits scanned coarsely (pipeline.data.scans)
     pieces: float = 0.0  # numbers composed per MNIST digit to train the piece network on (pipeline.training.pieces)
     sequence_reader: float = 0.0  # numbers composed per MNIST digit to train a sequence reader on (.sequence_reader)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.data import bends, datasets, negatives, scans, strokes, typefaces
+from pipeline.data import datasets, negatives, scans, strokes, typefaces
 from pipeline.training.settings import Settings, SettingsError
 from pipeline.training.versions import CLASSES
 
@@ -90,10 +90,10 @@ def addition(settings: Settings, digits: int, kind: str) -> tuple[np.ndarray, np
     printed = round(PRINTED * count)
     # Drawn and printed digits are scanned from random streams of their own.
     if kind == "drawn":
-        (images, labels), stream = strokes.sample(count - printed, settings.seed), settings.seed
-    else:
-        (images, labels), stream = typefaces.sample(printed, settings.seed), settings.seed + 1
-    return scans.coarse(bends.bent(images, settings.bend, stream), settings.coarse, stream), labels
+        images, labels = strokes.sample(count - printed, settings.seed)
+        return scans.coarse(images, settings.coarse, settings.seed), labels
+    images, labels = typefaces.sample(printed, settings.seed)
+    return scans.coarse(images, settings.coarse, settings.seed + 1), labels
 
 
 def joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

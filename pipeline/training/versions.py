@@ -405,7 +405,6 @@ VERSIONS = {
                 ),
                 "negatives": 15000 / 55000,  # 15,000 with all of MNIST's 55,000 training digits
                 "written": 11000 / 55000,  # 11,000 drawn and printed digits (pipeline.data.strokes, .typefaces)
-                "bend": 34.0,
                 "coarse": 0.5,  # half of them scanned coarsely (pipeline.data.scans)
                 "pieces": 3000 / 55000,  # 3,000 composed numbers cut for the piece network (pipeline.training.pieces)
                 "sequence_reader": 80000 / 55000,  # 80,000 composed numbers to read whole (.sequence_reader)
