@@ -85,9 +85,7 @@ def addition(settings: Settings, digits: int, kind: str) -> tuple[np.ndarray, np
     if kind == "non-digits":
         clothing = datasets.load(datasets.FASHION_MNIST).train_images[:CLOTHING_FOR_TRAINING]
         images = negatives.sample(round(settings.negatives * digits), settings.seed, clothing)
-        # Scanned as often as the digits are, so that a coarse scan says nothing of whether it holds a digit.
-        digits_scanned = settings.coarse * settings.written / (1 + settings.written)
-        return scans.coarse(images, digits_scanned, settings.seed + 2), np.full(len(images), CLASSES, np.uint8)
+        return images, np.full(len(images), CLASSES, np.uint8)
     count = round(settings.written * digits)
     printed = round(PRINTED * count)
     # Drawn and printed digits are scanned from random streams of their own.
