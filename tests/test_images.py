@@ -147,6 +147,30 @@ def test_transparent_pixels_are_white_paper(digits):
     assert images.to_mnist(gray).inverted
 
 
+@pytest.mark.parametrize("colour", [(255, 255, 255), (255, 240, 120)])  # white, pale yellow
+def test_light_strokes_on_a_transparent_canvas_show_on_black(digits, colour):
+    ink = digits[3] > 0.5
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[ink] = (*colour, 255)  # transparent black elsewhere, as a cleared canvas is
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
+    gray = images.read(buffer.getvalue()).gray
+    assert gray[0, 0] == 0.0 and gray[ink].min() > 0.85
+    digit = images.to_mnist(gray)
+    assert not digit.inverted and similarity(digit.image, images.to_mnist(1 - gray).image) > 0.99
+
+
+def test_a_page_with_transparent_margins_keeps_them_white(digits):
+    rgba = np.zeros((60, 60, 4), np.uint8)
+    page = (on_paper(digits[5], size=(40, 40), at=(6, 6), scale=1, gradient=0) * 255).astype(np.uint8)
+    rgba[10:50, 10:50, :3] = page[..., None]
+    rgba[10:50, 10:50, 3] = 255  # an opaque page of light paper and dark ink, transparent around it
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
+    gray = images.read(buffer.getvalue()).gray
+    assert gray[0, 0] == 1.0 and images.to_mnist(gray).inverted
+
+
 def test_exif_orientation_is_applied(digits):
     paper = on_paper(digits[4])
     rotated = Image.fromarray((paper * 255).astype(np.uint8)).rotate(90, expand=True)  # stored turned

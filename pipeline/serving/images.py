@@ -123,7 +123,7 @@ def read(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Picture:
 
 
 def grayscale(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode to float32 luminance in [0, 1]; transparency is composited on white."""
+    """Any Pillow mode to float32 luminance in [0, 1]; transparency is composited on paper (`paper_behind`)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         values = np.asarray(image, dtype=np.float64)
         # 16-bit files are 0-65535; 32-bit integer images are usually 8- or 16-bit data.
@@ -135,9 +135,19 @@ def grayscale(image: Image.Image) -> np.ndarray:
         return ((values - values.min()) / span if span else np.zeros_like(values)).astype(np.float32)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, paper_behind(rgba)), rgba)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def paper_behind(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """The colour transparent pixels show: white, unless hardly anything painted is dark (white or pale strokes
+    on a transparent canvas, not a page of paper and ink), which then shows on black."""
+    alpha = np.asarray(rgba.getchannel("A"))
+    if alpha.min() < 255:
+        painted = np.asarray(rgba.convert("L"))[alpha >= 128]  # luminance, the alpha left out
+        if painted.size and np.count_nonzero(painted < 128) < 0.01 * painted.size:
+            return (0, 0, 0, 255)
+    return (255, 255, 255, 255)
 
 
 @dataclass(frozen=True)
