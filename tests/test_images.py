@@ -391,6 +391,52 @@ def test_coloured_paper_and_ink(digits, paper, ink, inverted):
     assert similarity(result.image, images.to_mnist(digits[2]).image) > 0.85
 
 
+def in_a_box(page, top, left, bottom, right, width=4, darkness=0.05):
+    """`page` with a dark rectangle's outline on it, `width` thick, its outer edges at those rows and columns."""
+    boxed = page.copy()
+    boxed[top : top + width, left:right] = boxed[bottom - width : bottom, left:right] = darkness
+    boxed[top:bottom, left : left + width] = boxed[top:bottom, right - width : right] = darkness
+    return boxed
+
+
+@pytest.mark.parametrize("pen", ["ink", "pencil"])
+def test_a_box_drawn_around_a_digit_is_not_ink(digits, pen):
+    page = on_paper(digits[1], size=(200, 200), at=(44, 44), scale=4, gradient=0.1)
+    if pen == "pencil":  # pale strokes in a box printed black: the digit is what is stretched to full ink
+        page = 1 - 0.35 * (1 - page)
+    result = images.to_mnist(in_a_box(page, 10, 10, 190, 190))
+    assert similarity(result.image, images.to_mnist(page).image) > 0.95
+
+
+def test_a_box_around_a_number_is_not_ink(digits):
+    number = np.minimum(
+        on_paper(digits[2], size=(160, 300), at=(24, 30), scale=4, gradient=0),
+        on_paper(digits[3], size=(160, 300), at=(24, 150), scale=4, gradient=0),
+    )
+    boxed = images.ink_of(in_a_box(number, 8, 8, 152, 292)).map
+    assert boxed[8:12].max() == 0 and similarity(boxed, images.ink_of(number).map) > 0.98
+
+
+def ring_with_a_dot():
+    rows, columns = np.mgrid[0:200, 0:200]
+    radius = np.hypot((rows - 100) / 80, (columns - 100) / 50)
+    return np.where((np.abs(radius - 1) < 0.12) | (radius < 0.1), 0.05, 0.95)
+
+
+@pytest.mark.parametrize(
+    "page, on_the_frame",
+    [
+        (in_a_box(np.full((200, 200), 0.95), 10, 10, 190, 190), (11, 100)),  # a box with nothing in it
+        (lambda digit: in_a_box(on_paper(digit, (200, 200), (44, 44), 4, 0), 10, 10, 120, 190), (118, 100)),  # across
+        (ring_with_a_dot(), (20, 100)),  # a 0 with a dot in it is no box
+    ],
+    ids=["an empty box", "a digit across its box", "a dotted 0"],
+)
+def test_what_is_not_a_box_apart_from_a_digit_stays_ink(digits, page, on_the_frame):
+    page = page(digits[1]) if callable(page) else page
+    assert images.ink_of(page).map[on_the_frame] > 0.5
+
+
 @pytest.mark.parametrize("shape", [(1, 200), (200, 1), (2, 300), (1, 1)])
 def test_a_sliver_of_an_image_is_refused_in_words(shape):
     page = np.ones(shape, np.float32)

@@ -14,6 +14,8 @@ into a grayscale Picture, reduced while it is decoded to about the working size
    than brightness (a dim photo's paper is still paper); made white-on-black;
 3. contrast: the strokes' brightness is stretched to 1, keeping the grey
    anti-aliased edges rather than binarizing, and faint paper texture is cut;
+   a box drawn around the digit or number (a form's field) is not ink
+   (`without_frame`);
 4. crop to the ink's marks (dust left out), narrow one digit wider for its
    height than nearly all of MNIST's, even out strokes far bolder or finer
    than MNIST's, downscale with an anti-aliasing filter to fit 20x20 keeping
@@ -48,6 +50,8 @@ PAPER_SAMPLES = 64  # the paper's light is fitted on the image reduced to about 
 PAPER_ROUNDS = 5  # fits, each leaving out what is far from the last
 PAPER_TOLERANCE = 0.02  # of the full range: pixels this close to the fit (beyond the noise) are paper
 SPECK_MASS = 0.02  # of the ink: a mark with less is dust, left out of the crop
+FRAME_SIDE = 0.9  # of each side of the ink's rectangle: a mark inked along that much of all four is a frame ...
+FRAME_BAND = 0.08  # ... when nearly all its ink lies this near the sides (of the rectangle's shorter side)
 STROKE_SCALE = 4  # crops are reduced to at most this many times the box before strokes are measured
 REDUCING_GAP = 3.0  # Pillow's: a reduction by twice this or more is first made by whole pixels (`Image.reduce`)
 # MNIST's strokes are 2.8 pixels wide in the 20-pixel box (median; 90 % are between 2.1 and 4.4):
@@ -185,7 +189,45 @@ def ink_of(gray: np.ndarray, scale: float = 1.0) -> Ink:
     if peak < MIN_CONTRAST:
         raise NotADigit("no ink: the image is blank or has too little contrast")
     ink = np.clip((ink / peak - INK_FLOOR) / (1 - INK_FLOOR), 0, 1).astype(np.float32)
+    unframed = without_frame(ink)
+    if unframed is not ink:  # the strokes' brightness is the digit's, not the frame's
+        ink = np.clip(unframed / max(brightest_stroke(unframed), MIN_CONTRAST), 0, 1)
     return Ink(ink, scale, inverted)
+
+
+def without_frame(ink: np.ndarray) -> np.ndarray:
+    """`ink` without a box drawn around the rest of it (a form's field, a frame around a number), or `ink`
+    itself: a mark inked along all four sides of the ink's rectangle, nearly all of it near them, with more
+    than dust inside and apart from it. A digit that touches its box is one mark with it, and is left as is."""
+    strong = ink > 0.5
+    inked = inked_rectangle(strong)
+    if inked is None:
+        return ink
+    box = strong[inked]
+    band = max(2, round(FRAME_BAND * min(box.shape)))
+    if min(side.mean() for side in sides(box, band)) < FRAME_SIDE:  # most images: no frame, and no labelling
+        return ink
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(ink > 0, structure=TOUCHING)
+    marks = labels[inked]
+    inside = np.zeros(box.shape, bool)
+    inside[band:-band, band:-band] = True
+    frame = np.bincount(marks[box & ~inside]).argmax()  # the mark with the most strong ink near the sides
+    mark = (marks == frame) & box
+    if (
+        min(side.mean() for side in sides(mark, band)) < FRAME_SIDE
+        or (mark & inside).sum() > (1 - FRAME_SIDE) * mark.sum()
+    ):
+        return ink
+    unframed = np.where(labels == frame, 0, ink)
+    return unframed if unframed.sum() > SPECK_MASS * ink.sum() else ink
+
+
+def sides(mark: np.ndarray, band: int) -> tuple[np.ndarray, ...]:
+    """Whether `mark` inks each column within `band` of the top and of the bottom, each row within it of the
+    left and of the right."""
+    return mark[:band].any(axis=0), mark[-band:].any(axis=0), mark[:, :band].any(axis=1), mark[:, -band:].any(axis=1)
 
 
 def within_height(ink: Ink, rows: int) -> Ink:
