@@ -437,6 +437,13 @@ def test_what_is_not_a_box_apart_from_a_digit_stays_ink(digits, page, on_the_fra
     assert images.ink_of(page).map[on_the_frame] > 0.5
 
 
+def test_a_small_mark_beside_fainter_ink_is_no_box():
+    ink = np.zeros((28, 28), np.float32)
+    ink[5:7, 12:16] = 1.0  # strong ink along all four sides of its own rectangle, and nothing inside
+    ink[15:20, 5:20] = 0.3  # fainter ink outside it, as a scribble among the non-digits has
+    assert images.without_frame(ink) is ink
+
+
 @pytest.mark.parametrize("shape", [(1, 200), (200, 1), (2, 300), (1, 1)])
 def test_a_sliver_of_an_image_is_refused_in_words(shape):
     page = np.ones(shape, np.float32)

@@ -197,8 +197,9 @@ def ink_of(gray: np.ndarray, scale: float = 1.0) -> Ink:
 
 def without_frame(ink: np.ndarray) -> np.ndarray:
     """`ink` without a box drawn around the rest of it (a form's field, a frame around a number), or `ink`
-    itself: a mark inked along all four sides of the ink's rectangle, nearly all of it near them, with more
-    than dust inside and apart from it. A digit that touches its box is one mark with it, and is left as is."""
+    itself: a mark inked along all four sides of the strong ink's rectangle, nearly all of it near them, and
+    holding, apart from it, more than dust and nearly all the other ink. A digit that touches its box is one
+    mark with it, and is left as is."""
     strong = ink > 0.5
     inked = inked_rectangle(strong)
     if inked is None:
@@ -221,7 +222,8 @@ def without_frame(ink: np.ndarray) -> np.ndarray:
     ):
         return ink
     unframed = np.where(labels == frame, 0, ink)
-    return unframed if unframed.sum() > SPECK_MASS * ink.sum() else ink
+    held = float(unframed[inked][inside].sum())  # what the frame holds: more than dust, and nearly all that is left
+    return unframed if held > SPECK_MASS * ink.sum() and held >= (1 - SPECK_MASS) * unframed.sum() else ink
 
 
 def sides(mark: np.ndarray, band: int) -> tuple[np.ndarray, ...]:
