@@ -29,8 +29,9 @@ drawn from handwriting), MNIST's test handwriting written with a broad marker
 (far bolder than any training variation) and photographed dim or on coloured
 paper; numbers of 1 to 12 of those digits spaced, touching and overlapping;
 letters, symbols and digit-like letters (S, Z, b, g, q) printed in the
-held-out typefaces; and MNIST's test handwriting scanned coarsely (8 to 16
-pixels a side, enlarged).
+held-out typefaces; MNIST's test handwriting scanned coarsely (8 to 16
+pixels a side, enlarged); and digits of every one of those kinds in a box, as
+in a form's field, some touching it.
 
 Everything comes from `--seed`, so a set is the same wherever it is written.
 """
@@ -54,6 +55,7 @@ GLYPHS = "ACEFHKLMNPRTUVWXYacefhkmnprtuvwxy#%@*=+&"
 LOOKALIKES = "SZbgq"  # letters that share a digit's shape in some hands and typefaces
 COLOURED = {"yellow paper": ((238, 222, 120), (30, 30, 140)), "pink paper": ((240, 190, 200), (20, 90, 40))}
 MNIST_INK = 20  # pixels: the height of MNIST's digits in their 28
+FORM_TILT = 3  # degrees: a form lies nearly straight in a scan or a photo taken of it
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -222,7 +224,35 @@ def write_styles(
             f"{index:04d}",
             rng,
         )
+    for index in range(digits):  # last too: a form's box around the digit, of any pen, typeface or hand
+        ink, digit = makers[rng.integers(len(makers))]()
+        options = photo_options(ink, {}, rng)
+        save(
+            photo(boxed(ink, rng), rng, tilt=FORM_TILT, **options),
+            folder / "boxed" / "digits" / str(digit),
+            f"{index:04d}",
+            rng,
+        )
     return {path.name: sum(1 for file in path.rglob("*") if file.is_file()) for path in sorted(folder.iterdir())}
+
+
+def boxed(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`ink` in a box drawn around it, as a form's field: lines 3 to 6 % of the digit's height thick, each side
+    10 to 40 % of its height away from the ink or, one side in three, drawn over its outermost ink."""
+    rows, columns = np.nonzero(ink > 0.1)
+    height = rows.max() + 1 - rows.min()
+    width = max(1, round(rng.uniform(0.03, 0.06) * height))
+    # How far each line's inner edge is from the ink (top, bottom, left, right); below 0, over it.
+    away = [-((width + 1) // 2) if rng.random() < 1 / 3 else round(rng.uniform(0.1, 0.4) * height) for _ in range(4)]
+    margin = max(away) + width + 2
+    framed = np.pad(ink, margin)
+    top, bottom = rows.min() + margin - away[0] - width, rows.max() + 1 + margin + away[1] + width
+    left, right = columns.min() + margin - away[2] - width, columns.max() + 1 + margin + away[3] + width
+    for lines in (np.s_[top : top + width, left:right], np.s_[bottom - width : bottom, left:right]):
+        framed[lines] = 1.0
+    for lines in (np.s_[top:bottom, left : left + width], np.s_[top:bottom, right - width : right]):
+        framed[lines] = 1.0
+    return framed
 
 
 def coarse(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -301,8 +331,10 @@ def photo(
     rng: np.random.Generator,
     ink_height: float = MNIST_INK,
     colours: tuple[np.ndarray, np.ndarray] | None = None,
+    tilt: float = 12,
 ) -> tuple[Image.Image, str]:
-    """A photo or scan of `ink` (a digit `ink_height` pixels high): size, position, angle, stroke, colours, light.
+    """A photo or scan of `ink` (a digit `ink_height` pixels high): size, position, angle (up to `tilt`
+    degrees), stroke, colours, light.
 
     `colours` (background, ink) replace the drawn paper, board and ink."""
     height = int(np.exp(rng.uniform(np.log(24), np.log(320))))
@@ -314,7 +346,7 @@ def photo(
         strength = strength.filter(ImageFilter.MaxFilter(2 * (stroke // 2) + 1))
     elif stroke < 0 and scale >= 3:
         strength = strength.filter(ImageFilter.MinFilter(3))
-    strength = strength.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BICUBIC, expand=True)
+    strength = strength.rotate(float(rng.uniform(-tilt, tilt)), resample=Image.Resampling.BICUBIC, expand=True)
     # The page: 1.2 to 2.2 times the ink's size, the ink anywhere on it.
     page = tuple(int(side * rng.uniform(1.2, 2.2)) + 8 for side in strength.size)
     placed = Image.new("L", page, 0)

@@ -4,6 +4,7 @@ import base64
 import hashlib
 
 import mlflow
+import numpy as np
 import pytest
 from conftest import mlflow_run, run_cli, train_tiny, use_store
 
@@ -63,6 +64,7 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
         "touching numbers",
         "letters",
         "coarse scans",
+        "boxed",
         *printed_from_handwriting,  # where setup could install their typefaces
     }
     assert {item.set for item in found if "numbers" in item.category} == {"numbers"}
@@ -82,6 +84,20 @@ def test_a_held_out_styles_set_is_repeatable_and_in_categories(tmp_path, mnist, 
     assert figures["digits_count"] == 4 * len(of_digits) and figures["chalk_digits_count"] == 4
     assert figures["touching_numbers_numbers_count"] == 3 and figures["letters_not_digits_count"] == 4
     assert 0 <= figures["chalk_digits_read"] <= figures["chalk_digits_accepted"] <= 1
+
+
+def test_a_box_is_drawn_around_the_digit_or_over_its_outermost_ink():
+    ink = np.zeros((28, 28), np.float32)
+    ink[4:24, 10:18] = 0.8
+    touched = []
+    for seed in range(12):
+        framed = image_sets.boxed(ink, np.random.default_rng(seed))
+        rows, columns = (np.flatnonzero((framed == 1.0).any(axis=axis)) for axis in (1, 0))
+        inside = framed[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+        assert (inside[0] == 1).all() and (inside[-1] == 1).all() and (inside[:, 0] == 1).all()
+        assert (inside[:, -1] == 1).all() and (framed == 0.8).sum() == (inside == 0.8).sum()  # all the ink in it
+        touched.append((framed == 0.8).sum() < (ink == 0.8).sum())  # a line drawn over the ink's edge
+    assert any(touched) and not all(touched)
 
 
 def test_a_folder_without_sets_is_refused(tmp_path):

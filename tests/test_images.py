@@ -417,6 +417,21 @@ def test_a_box_around_a_number_is_not_ink(digits):
     assert boxed[8:12].max() == 0 and similarity(boxed, images.ink_of(number).map) > 0.98
 
 
+@pytest.mark.parametrize("side", ["top", "bottom", "left", "right"])
+def test_a_digit_touching_its_box_keeps_what_is_not_the_box(digits, side):
+    for digit in digits[1:4]:
+        page = on_paper(digit, size=(200, 200), at=(44, 44), scale=4, gradient=0.1)
+        rows, columns = (np.flatnonzero((page < 0.6).any(axis=axis)) for axis in (1, 0))
+        edges = {  # the box's line drawn over the digit's outermost ink on that side
+            "top": (rows[0] - 1, 10, 190, 190),
+            "bottom": (10, 10, rows[-1] + 3, 190),
+            "left": (10, columns[0] - 1, 190, 190),
+            "right": (10, 10, 190, columns[-1] + 3),
+        }
+        result = images.to_mnist(in_a_box(page, *edges[side]))
+        assert similarity(result.image, images.to_mnist(page).image) > 0.85
+
+
 def ring_with_a_dot():
     rows, columns = np.mgrid[0:200, 0:200]
     radius = np.hypot((rows - 100) / 80, (columns - 100) / 50)
@@ -427,14 +442,21 @@ def ring_with_a_dot():
     "page, on_the_frame",
     [
         (in_a_box(np.full((200, 200), 0.95), 10, 10, 190, 190), (11, 100)),  # a box with nothing in it
-        (lambda digit: in_a_box(on_paper(digit, (200, 200), (44, 44), 4, 0), 10, 10, 140, 190), (138, 30)),
+        (lambda digit: in_a_box(on_paper(digit, (200, 200), (44, 44), 4, 0), 10, 10, 120, 190), (118, 30)),
         (ring_with_a_dot(), (20, 100)),  # a 0 with a dot in it is no box
     ],
-    ids=["an empty box", "a digit touching its box", "a dotted 0"],
+    ids=["an empty box", "a digit through its box", "a dotted 0"],
 )
 def test_what_is_not_a_box_apart_from_a_digit_stays_ink(digits, page, on_the_frame):
     page = page(digits[1]) if callable(page) else page
     assert images.ink_of(page).map[on_the_frame] > 0.5
+
+
+def test_the_outline_of_a_filled_shape_is_no_box():
+    ink = np.zeros((28, 28), np.float32)
+    ink[4:24, 8:20] = 0.35  # a garment's body, as the polarity step makes its fainter fabric ink
+    ink[4:24, 8:10] = ink[4:24, 18:20] = ink[4:6, 8:20] = ink[22:24, 8:20] = 1.0  # and its brighter edges
+    assert images.without_frame(ink) is ink
 
 
 def test_a_small_mark_beside_fainter_ink_is_no_box():

@@ -50,8 +50,8 @@ PAPER_SAMPLES = 64  # the paper's light is fitted on the image reduced to about 
 PAPER_ROUNDS = 5  # fits, each leaving out what is far from the last
 PAPER_TOLERANCE = 0.02  # of the full range: pixels this close to the fit (beyond the noise) are paper
 SPECK_MASS = 0.02  # of the ink: a mark with less is dust, left out of the crop
-FRAME_SIDE = 0.9  # of each side of the ink's rectangle: a mark inked along that much of all four is a frame ...
-FRAME_BAND = 0.08  # ... when nearly all its ink lies this near the sides (of the rectangle's shorter side)
+FRAME_SIDE = 0.9  # of each side of the ink's rectangle: a mark inked along that much of all four may be a frame ...
+FRAME_BAND = 0.08  # ... within this much of the rectangle's longer side of them (a tilted line strays by its length)
 STROKE_SCALE = 4  # crops are reduced to at most this many times the box before strokes are measured
 REDUCING_GAP = 3.0  # Pillow's: a reduction by twice this or more is first made by whole pixels (`Image.reduce`)
 # MNIST's strokes are 2.8 pixels wide in the 20-pixel box (median; 90 % are between 2.1 and 4.4):
@@ -197,16 +197,16 @@ def ink_of(gray: np.ndarray, scale: float = 1.0) -> Ink:
 
 def without_frame(ink: np.ndarray) -> np.ndarray:
     """`ink` without a box drawn around the rest of it (a form's field, a frame around a number), or `ink`
-    itself: a mark inked along all four sides of the strong ink's rectangle, nearly all of it near them, and
-    holding, apart from it, more than dust and nearly all the other ink. A digit that touches its box is one
-    mark with it, and is left as is."""
+    itself: a mark along all four sides and in all four corners of the strong ink's rectangle, in straight
+    lines (`frame_lines`), holding more than dust and nearly all the other ink. Writing that touches the box
+    is one mark with it, and keeps what is not the box's lines."""
     strong = ink > 0.5
     inked = inked_rectangle(strong)
     if inked is None:
         return ink
     box = strong[inked]
-    band = max(2, round(FRAME_BAND * min(box.shape)))
-    if min(side.mean() for side in sides(box, band)) < FRAME_SIDE:  # most images: no frame, and no labelling
+    band = min(round(FRAME_BAND * max(box.shape)), min(box.shape) // 4)  # a quarter of the way in at most
+    if band < 2 or not along_the_sides(box, band):  # most images: no frame, and no labelling
         return ink
     from scipy import ndimage
 
@@ -216,20 +216,61 @@ def without_frame(ink: np.ndarray) -> np.ndarray:
     inside[band:-band, band:-band] = True
     frame = np.bincount(marks[box & ~inside]).argmax()  # the mark with the most strong ink near the sides
     mark = (marks == frame) & box
-    if (
-        min(side.mean() for side in sides(mark, band)) < FRAME_SIDE
-        or (mark & inside).sum() > (1 - FRAME_SIDE) * mark.sum()
-    ):
+    whole = labels == frame
+    if not along_the_sides(mark, band) or on_every_border(whole & strong):  # the guards' texture or picture
         return ink
-    unframed = np.where(labels == frame, 0, ink)
-    held = float(unframed[inked][inside].sum())  # what the frame holds: more than dust, and nearly all that is left
+    drawn = frame_lines(marks == frame, mark, band)
+    if not drawn.any():
+        return ink
+    # What is left of the mark is writing where it reaches inside, the lines' grey edges and corners where not.
+    left, _ = ndimage.label((marks == frame) & ~drawn, structure=TOUCHING)
+    writing = np.unique(left[mark & inside])
+    lines = whole.copy()  # outside the rectangle: the lines' grey edges
+    lines[inked] = (marks == frame) & ~np.isin(left, writing[writing > 0])
+    unframed = np.where(lines, 0, ink)
+    held = float(unframed[inked].sum())  # what the frame holds: more than dust, and nearly all that is left
     return unframed if held > SPECK_MASS * ink.sum() and held >= (1 - SPECK_MASS) * unframed.sum() else ink
 
 
-def sides(mark: np.ndarray, band: int) -> tuple[np.ndarray, ...]:
-    """Whether `mark` inks each column within `band` of the top and of the bottom, each row within it of the
-    left and of the right."""
-    return mark[:band].any(axis=0), mark[-band:].any(axis=0), mark[:, :band].any(axis=1), mark[:, -band:].any(axis=1)
+def frame_lines(mark: np.ndarray, strong: np.ndarray, band: int) -> np.ndarray:
+    """The pixels of `mark` (a frame and what touches it, cropped to the frame's rectangle) that are the
+    frame's four lines: along each side, in each column (row), the run of `strong` ink that starts within
+    `band` of the side, as thick as the side's thinner runs (where writing touches the line, its run is
+    longer), and a pixel past it. Nothing unless on every side the runs start along a straight line, are at
+    most twice `band` thick and have paper past them along most of the side: not a bold stroke, the tops of
+    a row of digits, or the outline of a filled shape."""
+    lines = np.zeros(mark.shape, bool)
+    for side in (lambda a: a, lambda a: a[::-1], lambda a: a.T, lambda a: a.T[::-1]):  # top, bottom, left, right
+        part, marked, near = side(lines), side(mark), side(strong)[: 3 * band]
+        found = near[:band].any(axis=0)
+        first = near[:band].argmax(axis=0)
+        rows = np.arange(len(near))[:, None]
+        after = (rows >= first) & ~near  # the first gap after the run's start ends the run
+        ends = np.where(after.any(axis=0), after.argmax(axis=0), len(near))
+        thickness = round(float(np.percentile((ends - first)[found], 25)))
+        columns = np.flatnonzero(found)
+        straight = np.polyval(np.polyfit(columns, first[found], 1), columns)
+        within = marked[np.minimum(first[found] + 2 * thickness + 2, len(marked) - 1), columns]  # past its edge
+        if (
+            thickness > 2 * band
+            or np.median(np.abs(first[found] - straight)) > max(1, thickness / 2)
+            or within.mean() >= FRAME_SIDE
+        ):
+            return np.zeros(mark.shape, bool)
+        rows = np.arange(len(marked))[:, None]
+        part |= marked & found & (rows >= first - thickness) & (rows <= first + thickness)
+    return lines
+
+
+def along_the_sides(mark: np.ndarray, band: int) -> bool:
+    """Whether `mark` runs along the four sides of its rectangle as a frame does: within `band` of each side
+    along `FRAME_SIDE` of it (but for the `band` nearest each corner, where a tilted frame's other lines lie),
+    and in all four corners (where a 0's or an oval's rectangle is empty)."""
+    middle = slice(band, -band)
+    sides = mark[:band, middle].any(axis=0), mark[-band:, middle].any(axis=0)
+    sides += mark[middle, :band].any(axis=1), mark[middle, -band:].any(axis=1)
+    corners = mark[:band, :band], mark[:band, -band:], mark[-band:, :band], mark[-band:, -band:]
+    return min(side.mean() for side in sides) >= FRAME_SIDE and all(corner.any() for corner in corners)
 
 
 def within_height(ink: Ink, rows: int) -> Ink:
@@ -496,7 +537,7 @@ def refuse_non_digits(ink: np.ndarray, max_marks: int, holding: str) -> None:
     from scipy import ndimage
 
     strong = ink > 0.5
-    if strong[0].any() and strong[-1].any() and strong[:, 0].any() and strong[:, -1].any():
+    if on_every_border(strong):
         raise NotADigit("ink touches all four borders: a texture or a picture, not a digit on paper")
     if strong.mean() > MAX_COVER:
         raise NotADigit(f"ink covers {strong.mean():.0%} of the image: a texture or a picture, not a digit on paper")
@@ -509,6 +550,10 @@ def refuse_non_digits(ink: np.ndarray, max_marks: int, holding: str) -> None:
     speck = max(4, strong.size // 20000)  # pixels
     if (sizes > speck).sum() > max_marks:
         raise NotADigit(f"{(sizes > speck).sum()} separate marks: too many for {holding}")
+
+
+def on_every_border(mark: np.ndarray) -> bool:
+    return bool(mark[0].any() and mark[-1].any() and mark[:, 0].any() and mark[:, -1].any())
 
 
 def resized(
