@@ -30,8 +30,8 @@ drawn from handwriting), MNIST's test handwriting written with a broad marker
 paper; numbers of 1 to 12 of those digits spaced, touching and overlapping;
 letters, symbols and digit-like letters (S, Z, b, g, q) printed in the
 held-out typefaces; MNIST's test handwriting scanned coarsely (8 to 16
-pixels a side, enlarged); and digits of every one of those kinds in a box, as
-in a form's field, some touching it.
+pixels a side, enlarged); and digits of those pens, typefaces and hands in a
+box, as in a form's field, some touching it.
 
 Everything comes from `--seed`, so a set is the same wherever it is written.
 """

@@ -408,6 +408,16 @@ def test_a_box_drawn_around_a_digit_is_not_ink(digits, pen):
     assert similarity(result.image, images.to_mnist(page).image) > 0.95
 
 
+@pytest.mark.parametrize("degrees", [-3, 2, 4])
+def test_a_tilted_box_is_not_ink(digits, degrees):
+    from scipy import ndimage
+
+    page = on_paper(digits[1], size=(200, 200), at=(44, 44), scale=4, gradient=0)
+    tilted = ndimage.rotate(in_a_box(page, 10, 10, 190, 190), degrees, reshape=False, order=1, cval=0.95)
+    bare = ndimage.rotate(page, degrees, reshape=False, order=1, cval=0.95)
+    assert similarity(images.to_mnist(tilted).image, images.to_mnist(bare).image) > 0.95
+
+
 def test_a_box_around_a_number_is_not_ink(digits):
     number = np.minimum(
         on_paper(digits[2], size=(160, 300), at=(24, 30), scale=4, gradient=0),
